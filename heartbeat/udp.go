@@ -154,7 +154,7 @@ func dialUnicast(cfg UDPConfig) (*UDP, error) {
 	if cfg.Local.Is4() != cfg.Peer.Is4() {
 		return nil, fmt.Errorf("local %v and peer %v are of different families", cfg.Local, cfg.Peer)
 	}
-	conn, err := listen(udpAddr(cfg.Local, cfg.Port), "", false)
+	conn, err := listen(udpAddr(cfg.Local, cfg.Port), sockOpts{})
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func dialMulticast(cfg UDPConfig) (*UDP, error) {
 	if g.Is6() {
 		bind.Zone = ifi.Name
 	}
-	conn, err := listen(bind, "", false)
+	conn, err := listen(bind, sockOpts{multicast: true})
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +226,7 @@ func dialBroadcast(cfg UDPConfig) (*UDP, error) {
 	if !bcast.Is4() {
 		return nil, fmt.Errorf("broadcast address %v is not IPv4", bcast)
 	}
-	conn, err := listen(&net.UDPAddr{IP: net.IPv4zero, Port: cfg.Port}, ifi.Name, true)
+	conn, err := listen(&net.UDPAddr{IP: net.IPv4zero, Port: cfg.Port}, sockOpts{device: ifi.Name, broadcast: true})
 	if err != nil {
 		return nil, err
 	}
@@ -234,27 +234,48 @@ func dialBroadcast(cfg UDPConfig) (*UDP, error) {
 	return newUDP(cfg.Name, conn, udpAddr(bcast, cfg.Port)), nil
 }
 
-// listen opens a UDP socket on addr with SO_REUSEADDR, optionally bound to a
-// device and allowed to broadcast.
-func listen(addr *net.UDPAddr, device string, broadcast bool) (net.PacketConn, error) {
+// sockOpts are the socket options listen sets before binding.
+type sockOpts struct {
+	device    string // SO_BINDTODEVICE
+	broadcast bool   // SO_BROADCAST
+	multicast bool   // IP_MULTICAST_ALL / IPV6_MULTICAST_ALL off
+}
+
+// listen opens a UDP socket on addr with SO_REUSEADDR and the given options.
+// Multicast sockets take only the groups they joined themselves on their
+// interface, not every group some socket on the host joined.
+func listen(addr *net.UDPAddr, o sockOpts) (net.PacketConn, error) {
+	v4 := addr.IP.To4() != nil
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-			if serr == nil && broadcast {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+			set := func(what string, level, opt, v int) {
+				if serr == nil {
+					if e := unix.SetsockoptInt(int(fd), level, opt, v); e != nil {
+						serr = fmt.Errorf("%s: %w", what, e)
+					}
+				}
 			}
-			if serr == nil && device != "" {
-				serr = unix.BindToDevice(int(fd), device)
-				if serr != nil {
-					serr = fmt.Errorf("bind to device %s: %w", device, serr)
+			set("SO_REUSEADDR", unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			if o.broadcast {
+				set("SO_BROADCAST", unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+			}
+			if o.multicast && v4 {
+				set("IP_MULTICAST_ALL", unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
+			}
+			if o.multicast && !v4 {
+				set("IPV6_MULTICAST_ALL", unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0)
+			}
+			if serr == nil && o.device != "" {
+				if e := unix.BindToDevice(int(fd), o.device); e != nil {
+					serr = fmt.Errorf("bind to device %s: %w", o.device, e)
 				}
 			}
 		})
 		return errors.Join(err, serr)
 	}}
 	network := "udp4"
-	if addr.IP.To4() == nil {
+	if !v4 {
 		network = "udp6"
 	}
 	return lc.ListenPacket(context.Background(), network, addr.String())
