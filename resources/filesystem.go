@@ -53,10 +53,11 @@ const maxUnmountAttempts = 6
 // Filesystem is a filesystem mounted from a block device. See the package
 // documentation for what each operation does.
 type Filesystem struct {
-	p       FilesystemParams
-	opts    MountOptions
-	optsErr error
-	sys     fsSys
+	p        FilesystemParams
+	opts     MountOptions
+	optsErr  error
+	sys      fsSys
+	killWait time.Duration
 
 	mu      sync.Mutex    // serialises Start, Stop, ForceStop
 	pending chan struct{} // an abandoned mount(2) or umount(2) not yet returned, or nil
@@ -97,7 +98,7 @@ func newFilesystem(p FilesystemParams, sys fsSys) *Filesystem {
 	if p.ReadTimeout <= 0 {
 		p.ReadTimeout = DefaultReadTimeout
 	}
-	f := &Filesystem{p: p, sys: sys}
+	f := &Filesystem{p: p, sys: sys, killWait: killWait}
 	f.opts, f.optsErr = ParseMountOptions(p.Options)
 	return f
 }
@@ -386,7 +387,7 @@ func (f *Filesystem) killHolders(ctx context.Context, hs []holder, force bool) e
 			_ = f.sys.signal(h.pid, unix.SIGKILL)
 		}
 	}
-	f.waitGone(ctx, hs, killWait)
+	f.waitGone(ctx, hs, f.killWait)
 	return ctx.Err()
 }
 

@@ -132,6 +132,9 @@ func parseFloatAddress(s, ifname string) (netip.Prefix, error) {
 		if aerr != nil {
 			return netip.Prefix{}, fmt.Errorf("address %q: want an address with its prefix length, as 198.18.0.50/24", s)
 		}
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("address %q: a zone is not allowed", s)
+		}
 		if ifname == "" {
 			return netip.Prefix{}, fmt.Errorf("address %q has no prefix length, so the interface cannot be found from its subnet: give one, or the interface", s)
 		}
