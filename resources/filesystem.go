@@ -246,8 +246,14 @@ func (f *Filesystem) Start(ctx context.Context) error {
 			return f.errorf("%s: exit status %d: %s", cmd, code, oneLine(out))
 		}
 	}
+	// As mount(8), hand the kernel the device's canonical path, which the
+	// mount table then shows, rather than the link it was named by.
+	source := f.p.Device
+	if r, err := f.sys.resolve(source); err == nil {
+		source = r
+	}
 	if h := f.sys.mountHelper(f.p.FSType); h != "" {
-		args := []string{f.p.Device, pl.mountpoint}
+		args := []string{source, pl.mountpoint}
 		if f.p.Options != "" {
 			args = append(args, "-o", f.p.Options)
 		}
@@ -256,10 +262,10 @@ func (f *Filesystem) Start(ctx context.Context) error {
 		}
 	} else {
 		err := f.bounded(ctx, func() error {
-			return f.sys.mount(f.p.Device, pl.mountpoint, f.p.FSType, f.opts.Flags, f.opts.Data)
+			return f.sys.mount(source, pl.mountpoint, f.p.FSType, f.opts.Flags, f.opts.Data)
 		})
 		if err != nil {
-			return f.errorf("mount %s on %s (%s): %w", f.p.Device, pl.mountpoint, f.p.FSType, err)
+			return f.errorf("mount %s on %s (%s): %w", source, pl.mountpoint, f.p.FSType, err)
 		}
 	}
 	pl, err = f.look(true)
