@@ -407,7 +407,7 @@ func (c conf) lineOf(name, value string) int {
 	names := append([]string{norm(name)}, synonyms[norm(name)]...)
 	for _, p := range c.params {
 		for _, n := range names {
-			if p.name == n && (value == "" || strings.EqualFold(p.value, value)) {
+			if p.name == n && (value == "" || sameValue(p.value, value)) {
 				return p.line
 			}
 		}
@@ -419,11 +419,17 @@ func (c conf) lineOf(name, value string) int {
 // parameter it sets there.
 func (c conf) lineOfValue(value string) (int, string) {
 	for _, p := range c.params {
-		if strings.EqualFold(p.value, strings.TrimSpace(value)) {
+		if sameValue(p.value, value) {
 			return p.line, p.raw
 		}
 	}
 	return 0, ""
+}
+
+// sameValue compares parameter values as Samba reads them: case and runs
+// of white space do not count.
+func sameValue(a, b string) bool {
+	return strings.EqualFold(strings.Join(strings.Fields(a), " "), strings.Join(strings.Fields(b), " "))
 }
 
 // lineInShare returns the first line that sets name outside [global].

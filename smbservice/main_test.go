@@ -481,7 +481,7 @@ func TestFamily(t *testing.T) {
 		{pid: 1, ppid: 0, session: 1, state: 'S'},
 		{pid: 100, ppid: 1, session: 100, state: 'S'}, // the main smbd
 		{pid: 101, ppid: 100, session: 100, state: 'S'},
-		{pid: 102, ppid: 1, session: 100, state: 'S'}, // orphan still in the session
+		{pid: 102, ppid: 1, session: 100, state: 'S'},   // orphan still in the session
 		{pid: 103, ppid: 100, session: 103, state: 'S'}, // child that left the session
 		{pid: 104, ppid: 103, session: 103, state: 'S'}, // and its child
 		{pid: 105, ppid: 100, session: 100, state: 'Z'}, // exited

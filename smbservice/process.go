@@ -104,8 +104,8 @@ type instance struct {
 
 // child is an smbd launched by this Process.
 type child struct {
-	done chan struct{} // closed when the main process is reaped
-	err  error         // exec.Cmd.Wait's result, set before done is closed
+	done    chan struct{} // closed when the main process is reaped
+	err     error         // exec.Cmd.Wait's result, set before done is closed
 	out     *os.File      // read end of smbd's stdout and stderr
 	tail    *lineTail     // last lines of output, for error messages
 	logDone chan struct{} // closed when the output is read to its end

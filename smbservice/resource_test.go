@@ -173,7 +173,9 @@ func TestResourceStartNeedsStableGUID(t *testing.T) {
 func TestResourceStartSmbdDies(t *testing.T) {
 	fn := &fakeNet{behave: func(int) (bool, bool, byte) { return true, false, 0 }}
 	r, sup, _ := testResource(t, fn)
-	sup.onLaunch = func() { sup.die(errors.New("smbd pid 9 exited: exit status 1; last output: open_sockets_smbd: No sockets available to bind to.")) }
+	sup.onLaunch = func() {
+		sup.die(errors.New("smbd pid 9 exited: exit status 1; last output: open_sockets_smbd: No sockets available to bind to."))
+	}
 	start := time.Now()
 	err := r.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "died while starting") || !strings.Contains(err.Error(), "No sockets") {
