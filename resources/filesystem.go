@@ -299,6 +299,9 @@ func (f *Filesystem) stop(ctx context.Context, force bool) error {
 	}
 	quietBusy := 0
 	var last []holder
+	// Holders that outlived one SIGTERM and its grace get SIGKILL at once in
+	// the later rounds.
+	escalated := force
 	for attempt := 1; ; attempt++ {
 		pl, err := f.look(false)
 		if err != nil {
@@ -368,9 +371,10 @@ func (f *Filesystem) stop(ctx context.Context, force bool) error {
 		if len(spared) > 0 {
 			return f.errorf("unmount %s: device busy, held by %s, which is not killed", pl.mountpoint, strings.Join(spared, "; "))
 		}
-		if err := f.killHolders(ctx, kill, force); err != nil {
+		if err := f.killHolders(ctx, kill, escalated); err != nil {
 			return f.errorf("unmount %s: device busy, held by %s: %w", pl.mountpoint, describeHolders(kill), err)
 		}
+		escalated = true
 	}
 }
 

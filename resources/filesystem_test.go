@@ -27,6 +27,8 @@ type fakeFS struct {
 	probeBlock chan struct{}
 	known      bool
 	self       int
+	helperType string // the type that has a mount helper
+	helperErr  error
 
 	// holding are the processes that keep the mount busy while alive;
 	// stubborn ones ignore SIGTERM, unkillable ones everything.
@@ -105,10 +107,22 @@ func (s *fakeFS) mount(source, target, fstype string, flags uintptr, data string
 	return nil
 }
 
-func (s *fakeFS) mountHelper(string) string { return "" }
+func (s *fakeFS) mountHelper(fstype string) string {
+	if fstype == s.helperType {
+		return "/sbin/mount." + fstype
+	}
+	return ""
+}
 
-func (s *fakeFS) runHelper(context.Context, string, ...string) ([]byte, error) {
-	return nil, errors.New("no helper")
+func (s *fakeFS) runHelper(ctx context.Context, helper string, args ...string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log("%s %s", helper, strings.Join(args, " "))
+	if s.helperErr != nil {
+		return []byte("mount error(13): Permission denied"), s.helperErr
+	}
+	s.table = append(s.table, mountEntry{id: len(s.table) + 1, dev: s.files[args[0]].Rdev, mountpoint: args[1], source: args[0]})
+	return nil, nil
 }
 
 func (s *fakeFS) unmount(target string) error {
@@ -550,5 +564,27 @@ func TestKnownFilesystemLists(t *testing.T) {
 		if got := moduleAliasHasFS(alias, fs); got != want {
 			t.Errorf("moduleAliasHasFS(%s) = %v", fs, got)
 		}
+	}
+}
+
+func TestFilesystemMountHelper(t *testing.T) {
+	sys := newFakeFS()
+	sys.helperType = "ocfs2"
+	f := testFS(sys, func(p *FilesystemParams) { p.FSType = "ocfs2"; p.Options = "noatime,_netdev" })
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sys.took(), "/sbin/mount.ocfs2 /dev/disk/by-id/wwn-0x5000-2 /srv/samba -o noatime,_netdev"; got != want {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+	if err := f.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	sys.helperErr = errors.New("exit status 32")
+	err := f.Start(context.Background())
+	want := `resources: filesystem "data": /sbin/mount.ocfs2 /dev/disk/by-id/wwn-0x5000-2 /srv/samba -o noatime,_netdev: exit status 32: mount error(13): Permission denied`
+	if err == nil || err.Error() != want {
+		t.Errorf("start error %v, want %q", err, want)
 	}
 }

@@ -252,7 +252,10 @@ func (f *FloatIP) Validate(ctx context.Context) error {
 // detection, so it is usable at once) and, for IPv4, sends the first round
 // of gratuitous ARP before returning and the others in the background.
 // Start on a started resource changes nothing, except that it announces the
-// address again when no rounds are running.
+// address again when no rounds are running. When the first round cannot be
+// sent, Start fails, since clients whose neighbour caches still point at
+// the old node would not reach this one; the address stays until Stop
+// removes it (a group's rollback does).
 func (f *FloatIP) Start(ctx context.Context) error {
 	if err := f.paramErr(); err != nil {
 		return err

@@ -183,7 +183,8 @@ func (e *StartError) Unwrap() []error {
 // to finish in the background: the group never waits on a hung member past
 // its bound, so an escalation can always proceed.
 //
-// Group operations are serialised; Records may be read at any time.
+// Start, Stop, ForceStop, Monitor and Cleanup are serialised; Validate and
+// Records may run at any time.
 type Group struct {
 	name    string
 	members []Member
