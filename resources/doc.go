@@ -49,7 +49,8 @@
 //
 // Stop unmounts. A busy mount is not a reason to give up: the processes that
 // hold it (open files, working or root directory, executable or mapping
-// under the mountpoint, found in /proc as fuser -m finds them) get SIGTERM,
+// under the mountpoint, found in /proc as fuser -m finds them, among the
+// processes of the same mount namespace) get SIGTERM,
 // a grace period, then SIGKILL, and the unmount is tried again. Stop never
 // reports stopped while the device is mounted there; it never unmounts
 // lazily, since a detached mount still writes to the shared disk.

@@ -126,7 +126,11 @@ func readDeviceHead(device string) error {
 }
 
 func (realFS) holders(mountpoint string, dev uint64) ([]holder, error) {
-	return findHolders("/proc", mountpoint, dev)
+	ns, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return nil, fmt.Errorf("find processes holding %s: %w", mountpoint, err)
+	}
+	return findHolders("/proc", mountpoint, dev, ns)
 }
 
 func (realFS) signal(pid int, sig unix.Signal) error { return unix.Kill(pid, sig) }

@@ -35,7 +35,13 @@ func (h holder) String() string {
 // Links are matched by path, never by stat(2): following a process's
 // links into an unrelated, hung network filesystem would hang the search.
 // Processes that vanish or cannot be read during the walk are skipped.
-func findHolders(procRoot, mountpoint string, dev uint64) ([]holder, error) {
+//
+// When mntNS is not empty, only processes in that mount namespace (the
+// target of their ns/mnt link, "mnt:[4026531841]") are searched. A process
+// in another mount namespace uses its own copy of the mount, which does not
+// keep this one busy, and there the same path may be another filesystem
+// altogether: a lab's other node, a container.
+func findHolders(procRoot, mountpoint string, dev uint64, mntNS string) ([]holder, error) {
 	ents, err := os.ReadDir(procRoot)
 	if err != nil {
 		return nil, fmt.Errorf("find processes holding %s: %w", mountpoint, err)
@@ -47,6 +53,11 @@ func findHolders(procRoot, mountpoint string, dev uint64) ([]holder, error) {
 			continue
 		}
 		dir := filepath.Join(procRoot, e.Name())
+		if mntNS != "" {
+			if ns, err := os.Readlink(filepath.Join(dir, "ns", "mnt")); err != nil || ns != mntNS {
+				continue
+			}
+		}
 		why := holds(dir, mountpoint, dev)
 		if why == "" {
 			continue

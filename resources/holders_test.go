@@ -48,9 +48,19 @@ func TestFindHolders(t *testing.T) {
 			"7f2c4a1e8000-7f2c4a1e9000 r--p 00000000 07:00 12                         /srv/samba/lib/x.so\n"},
 		"107":  {"comm": "bymaj\n", "cwd": "/", "maps": "7f2c4a1e8000-7f2c4a1e9000 r--p 00000000 07:00 12      /old/path (deleted)\n"},
 		"108":  {"comm": "sock\n", "cwd": "/", "fd/4": "socket:[12345]", "fd/5": "anon_inode:[eventpoll]"},
+		"109":  {"comm": "othernode\n", "cwd": "/srv/samba", "ns/mnt": "mnt:[4026532999]"},
 		"self": {"cwd": "/srv/samba"},
 	})
-	got, err := findHolders(root, "/srv/samba", unix.Mkdev(7, 0))
+	// Every process but 109 is in this mount namespace.
+	for _, pid := range []string{"100", "101", "102", "103", "104", "105", "106", "107", "108"} {
+		if err := os.MkdirAll(filepath.Join(root, pid, "ns"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("mnt:[4026531841]", filepath.Join(root, pid, "ns", "mnt")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := findHolders(root, "/srv/samba", unix.Mkdev(7, 0), "mnt:[4026531841]")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,12 +82,22 @@ func TestFindHolders(t *testing.T) {
 
 	// Without a device number, the mapping of a deleted file is not found,
 	// and nothing else changes.
-	got, err = findHolders(root, "/srv/samba", 0)
+	got, err = findHolders(root, "/srv/samba", 0, "mnt:[4026531841]")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 6 {
 		t.Errorf("holders without device: %v, want 6", got)
+	}
+
+	// Without a namespace to keep to, the process of another mount
+	// namespace is found too.
+	got, err = findHolders(root, "/srv/samba", unix.Mkdev(7, 0), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 8 || got[7].pid != 109 {
+		t.Errorf("holders in any namespace: %v, want 8 ending with pid 109", got)
 	}
 }
 
@@ -85,7 +105,7 @@ func TestFindHoldersRealProc(t *testing.T) {
 	// This test's own working directory is a directory it holds.
 	dir := t.TempDir()
 	t.Chdir(dir)
-	hs, err := findHolders("/proc", dir, 0)
+	hs, err := realFS{}.holders(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
