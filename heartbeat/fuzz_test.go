@@ -37,7 +37,7 @@ func FuzzUnmarshal(f *testing.F) {
 		if err != nil {
 			return
 		}
-		pc, err := NewCodec(p.cluster, testKey)
+		pc, err := NewCodec(string(p.cluster), testKey)
 		if err != nil {
 			t.Fatalf("parsed cluster %q is not a valid name: %v", p.cluster, err)
 		}

@@ -164,6 +164,20 @@ func (s LinkState) String() string {
 	return "unknown"
 }
 
+// MarshalText returns the state's name, for JSON status output.
+func (s LinkState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a name as String writes it.
+func (s *LinkState) UnmarshalText(b []byte) error {
+	for _, v := range []LinkState{LinkUnknown, LinkUp, LinkDown} {
+		if string(b) == v.String() {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("heartbeat: unknown medium state %q", b)
+}
+
 // PeerState is the liveness of a peer across all media.
 type PeerState uint8
 
@@ -186,6 +200,20 @@ func (s PeerState) String() string {
 		return "dead"
 	}
 	return "unknown"
+}
+
+// MarshalText returns the state's name, for JSON status output.
+func (s PeerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a name as String writes it.
+func (s *PeerState) UnmarshalText(b []byte) error {
+	for _, v := range []PeerState{PeerUnknown, PeerAlive, PeerDead} {
+		if string(b) == v.String() {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("heartbeat: unknown peer state %q", b)
 }
 
 // LinkStatus is a snapshot of one medium for one peer.

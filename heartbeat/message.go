@@ -136,6 +136,13 @@ func decodeErr(off int, err error, format string, args ...any) error {
 	return &DecodeError{Offset: off, Err: err, Detail: fmt.Sprintf(format, args...)}
 }
 
+// macState is a keyed HMAC with room for its sum, pooled so that signing
+// and verifying allocate nothing.
+type macState struct {
+	h   hash.Hash
+	sum [MACLen]byte
+}
+
 // Codec signs and verifies messages of one cluster with its shared key. It is
 // safe for concurrent use.
 type Codec struct {
@@ -155,7 +162,7 @@ func NewCodec(cluster string, key []byte) (*Codec, error) {
 		return nil, fmt.Errorf("heartbeat: key is %d bytes, at least %d required", len(key), MinKeyLen)
 	}
 	c := &Codec{cluster: cluster, key: append([]byte(nil), key...)}
-	c.macs.New = func() any { return hmac.New(sha256.New, c.key) }
+	c.macs.New = func() any { return &macState{h: hmac.New(sha256.New, c.key)} }
 	return c, nil
 }
 
@@ -199,10 +206,10 @@ func (c *Codec) AppendMarshal(dst []byte, m *Message) ([]byte, error) {
 	dst = binary.BigEndian.AppendUint64(dst, m.Sequence)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Payload)))
 	dst = append(dst, m.Payload...)
-	mac := c.macs.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write(dst[start:])
-	dst = mac.Sum(dst)
+	mac := c.macs.Get().(*macState)
+	mac.h.Reset()
+	mac.h.Write(dst[start:])
+	dst = mac.h.Sum(dst)
 	c.macs.Put(mac)
 	return dst, nil
 }
@@ -215,14 +222,13 @@ func (c *Codec) Unmarshal(b []byte) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if body.cluster != c.cluster {
+	if string(body.cluster) != c.cluster {
 		return nil, decodeErr(7, ErrForeignCluster, "cluster %q, want %q", body.cluster, c.cluster)
 	}
-	mac := c.macs.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write(b[:body.macOff])
-	var sum [MACLen]byte
-	ok := hmac.Equal(mac.Sum(sum[:0]), b[body.macOff:])
+	mac := c.macs.Get().(*macState)
+	mac.h.Reset()
+	mac.h.Write(b[:body.macOff])
+	ok := hmac.Equal(mac.h.Sum(mac.sum[:0]), b[body.macOff:])
 	c.macs.Put(mac)
 	if !ok {
 		return nil, decodeErr(body.macOff, ErrBadMAC, "%s from %q", m.Type, m.Sender)
@@ -232,70 +238,72 @@ func (c *Codec) Unmarshal(b []byte) (*Message, error) {
 
 // parsed holds what parse finds besides the Message.
 type parsed struct {
-	cluster string
+	cluster []byte
 	macOff  int
+}
+
+// need checks that b holds n bytes from off for the named field.
+func need(b []byte, off, n int, field string) error {
+	if len(b)-off < n {
+		return decodeErr(off, ErrTruncated, "%s needs %d bytes, %d left", field, n, len(b)-off)
+	}
+	return nil
+}
+
+// name reads a length-prefixed name at off and returns it and the offset
+// after it. field names the name in errors, lenField its length byte.
+func name(b []byte, off int, field, lenField string) ([]byte, int, error) {
+	if err := need(b, off, 1, lenField); err != nil {
+		return nil, 0, err
+	}
+	n := int(b[off])
+	if n == 0 || n > MaxNameLen {
+		return nil, 0, decodeErr(off, ErrLength, "%s %d, want 1 to %d", lenField, n, MaxNameLen)
+	}
+	off++
+	if err := need(b, off, n, field); err != nil {
+		return nil, 0, err
+	}
+	return b[off : off+n], off + n, nil
 }
 
 // parse checks the structure of b, everything but cluster and MAC.
 func parse(b []byte) (*Message, parsed, error) {
 	var p parsed
-	need := func(off, n int, field string) error {
-		if len(b)-off < n {
-			return decodeErr(off, ErrTruncated, "%s needs %d bytes, %d left", field, n, len(b)-off)
-		}
-		return nil
-	}
-	if err := need(0, 4, "magic"); err != nil {
+	if err := need(b, 0, 4, "magic"); err != nil {
 		return nil, p, err
 	}
 	if [4]byte(b[:4]) != magic {
 		return nil, p, decodeErr(0, ErrBadMagic, "% x", b[:4])
 	}
-	if err := need(4, 2, "version and type"); err != nil {
+	if err := need(b, 4, 2, "version and type"); err != nil {
 		return nil, p, err
 	}
 	if b[4] != Version {
 		return nil, p, decodeErr(4, ErrVersion, "version %d, this node reads %d", b[4], Version)
 	}
-	m := &Message{Type: Type(b[5])}
-	if !m.Type.Valid() {
+	if !Type(b[5]).Valid() {
 		return nil, p, decodeErr(5, ErrType, "0x%02x", b[5])
 	}
-	off := 6
-	name := func(field string) (string, error) {
-		if err := need(off, 1, field+" length"); err != nil {
-			return "", err
-		}
-		n := int(b[off])
-		if n == 0 || n > MaxNameLen {
-			return "", decodeErr(off, ErrLength, "%s length %d, want 1 to %d", field, n, MaxNameLen)
-		}
-		off++
-		if err := need(off, n, field); err != nil {
-			return "", err
-		}
-		s := string(b[off : off+n])
-		off += n
-		return s, nil
-	}
-	var err error
-	if p.cluster, err = name("cluster name"); err != nil {
+	cluster, off, err := name(b, 6, "cluster name", "cluster name length")
+	if err != nil {
 		return nil, p, err
 	}
-	if m.Sender, err = name("sender name"); err != nil {
+	sender, off, err := name(b, off, "sender name", "sender name length")
+	if err != nil {
 		return nil, p, err
 	}
-	if err := need(off, 8, "generation"); err != nil {
+	if err := need(b, off, 8, "generation"); err != nil {
 		return nil, p, err
 	}
-	m.Generation = binary.BigEndian.Uint64(b[off:])
+	gen := binary.BigEndian.Uint64(b[off:])
 	off += 8
-	if err := need(off, 8, "sequence"); err != nil {
+	if err := need(b, off, 8, "sequence"); err != nil {
 		return nil, p, err
 	}
-	m.Sequence = binary.BigEndian.Uint64(b[off:])
+	seq := binary.BigEndian.Uint64(b[off:])
 	off += 8
-	if err := need(off, 2, "payload length"); err != nil {
+	if err := need(b, off, 2, "payload length"); err != nil {
 		return nil, p, err
 	}
 	n := int(binary.BigEndian.Uint16(b[off:]))
@@ -303,17 +311,18 @@ func parse(b []byte) (*Message, parsed, error) {
 		return nil, p, decodeErr(off, ErrLength, "payload length %d, limit %d", n, MaxPayload)
 	}
 	off += 2
-	if err := need(off, n, "payload"); err != nil {
+	if err := need(b, off, n, "payload"); err != nil {
 		return nil, p, err
 	}
-	m.Payload = b[off : off+n : off+n]
+	payload := b[off : off+n : off+n]
 	off += n
-	if err := need(off, MACLen, "MAC"); err != nil {
+	if err := need(b, off, MACLen, "MAC"); err != nil {
 		return nil, p, err
 	}
 	if extra := len(b) - off - MACLen; extra > 0 {
 		return nil, p, decodeErr(off+MACLen, ErrLength, "%d bytes after the MAC", extra)
 	}
-	p.macOff = off
+	p.cluster, p.macOff = cluster, off
+	m := &Message{Type: Type(b[5]), Sender: string(sender), Generation: gen, Sequence: seq, Payload: payload}
 	return m, p, nil
 }

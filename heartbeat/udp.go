@@ -60,6 +60,20 @@ func ParseUDPMode(s string) (UDPMode, error) {
 	return 0, fmt.Errorf("heartbeat: udp mode %q: want unicast, multicast or broadcast", s)
 }
 
+// MarshalText returns the mode's name.
+func (m UDPMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText parses the mode's name, so a TOML or JSON decoder can fill
+// a UDPMode directly.
+func (m *UDPMode) UnmarshalText(b []byte) error {
+	v, err := ParseUDPMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 // UDPConfig says how to open a UDP medium.
 type UDPConfig struct {
 	// Name of the medium; "udp" when empty.
