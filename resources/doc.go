@@ -47,13 +47,13 @@
 // another one is. Devices are compared by device number, never by path, so
 // a /dev/disk/by-id link and the node it points to are the same device.
 //
-// Stop unmounts. A busy mount is not a reason to give up: the processes that
-// hold it (open files, working or root directory, executable or mapping
-// under the mountpoint, found in /proc as fuser -m finds them, among the
-// processes of the same mount namespace) get SIGTERM,
-// a grace period, then SIGKILL, and the unmount is tried again. Stop never
-// reports stopped while the device is mounted there; it never unmounts
-// lazily, since a detached mount still writes to the shared disk.
+// Stop unmounts. A busy mount is not a reason to give up: the processes of
+// the node's mount namespace that hold it (open files, working or root
+// directory, executable or mapping under the mountpoint, found in /proc as
+// fuser -m finds them) get SIGTERM, a grace period, then SIGKILL, and the
+// unmount is tried again. Stop never reports stopped while the device is
+// mounted there; it never unmounts lazily, since a detached mount still
+// writes to the shared disk.
 //
 // Monitor checks the mount table and reads the mount's root and the first
 // block of the device (with O_DIRECT, so the disk answers, not the page
