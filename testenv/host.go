@@ -45,6 +45,7 @@ type Host struct {
 	mu       sync.Mutex
 	initPID  int // 0 while powered off
 	initDone chan struct{}
+	dying    []chan struct{} // inits killed and not yet reaped
 	frozen   bool
 }
 
@@ -160,13 +161,24 @@ func (h *Host) CommandContext(ctx context.Context, name string, arg ...string) *
 		cgfd = h.cg.fd
 	}
 	h.mu.Unlock()
-	args := append([]string{"--target", strconv.Itoa(pid), "--net", "--mount", "--pid", "--wdns=/", "--", "setpriv", "--pdeathsig", "KILL", "--", name}, arg...)
-	cmd := exec.CommandContext(ctx, "nsenter", args...)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+	cmd := nsenterCommand(ctx, pid, cgfd, name, arg...)
 	if pid == 0 {
 		cmd.Err = fmt.Errorf("testenv: host %s is powered off", h.Name)
 	}
+	return cmd
+}
+
+// hostEnv is the environment of commands run inside a host.
+var hostEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C"}
+
+// nsenterCommand runs name in the namespaces of the process pid, cloned
+// straight into the cgroup cgfd. setpriv kills the command when nsenter
+// dies, so a cancelled context ends the command inside the host too.
+func nsenterCommand(ctx context.Context, pid, cgfd int, name string, arg ...string) *exec.Cmd {
+	args := append([]string{"--target", strconv.Itoa(pid), "--net", "--mount", "--pid", "--wdns=/", "--", "setpriv", "--pdeathsig", "KILL", "--", name}, arg...)
+	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	cmd.Env = hostEnv
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
 	return cmd
 }
 
@@ -289,23 +301,37 @@ func (h *Host) setNetwork(up bool) error {
 	return h.net.up("lo")
 }
 
-// kill ends every process of the host at once, waits for its init and
-// removes its cgroup.
+// kill ends every process of the host at once and removes its cgroup.
+// The old init lingers a moment while the kernel reaps the orphans of its
+// pid namespace, though nothing of the host runs any more: Close waits for
+// it, a power-off does not.
 func (h *Host) kill() error {
 	h.mu.Lock()
 	cg, done := h.cg, h.initDone
 	h.cg, h.initPID, h.initDone, h.frozen = nil, 0, nil, false
-	h.mu.Unlock()
-	var err error
-	if cg != nil {
-		err = cg.remove()
-	}
 	if done != nil {
+		h.dying = append(h.dying, done)
+	}
+	h.mu.Unlock()
+	if cg == nil {
+		return nil
+	}
+	return cg.remove()
+}
+
+// reap waits for every init this host has had to be gone.
+func (h *Host) reap(timeout time.Duration) error {
+	h.mu.Lock()
+	dying := h.dying
+	h.dying = nil
+	h.mu.Unlock()
+	deadline := time.After(timeout)
+	for _, done := range dying {
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
-			return fmt.Errorf("testenv: %s: init did not exit", h.Name)
+		case <-deadline:
+			return fmt.Errorf("testenv: %s: an old init did not exit within %v", h.Name, timeout)
 		}
 	}
-	return err
+	return nil
 }

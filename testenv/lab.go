@@ -600,6 +600,7 @@ func (l *Lab) Close() error {
 		}
 	}
 	for _, h := range l.hosts {
+		errs = append(errs, h.reap(10*time.Second))
 		if h.wd != nil {
 			h.wd.close()
 		}
