@@ -106,6 +106,7 @@ func (k EventKind) String() string {
 
 // Event is what a Tracker, or a Node, reports.
 type Event struct {
+	// Kind says what happened.
 	Kind EventKind
 	// Peer is the node the event is about (the sender for EventReceived).
 	Peer string
@@ -218,8 +219,10 @@ func (s *PeerState) UnmarshalText(b []byte) error {
 
 // LinkStatus is a snapshot of one medium for one peer.
 type LinkStatus struct {
+	// Medium is the medium's name.
 	Medium string
-	State  LinkState
+	// State is up, down or unknown.
+	State LinkState
 	// LastHeard is zero when the medium never carried a heartbeat from
 	// the peer.
 	LastHeard time.Time
@@ -232,14 +235,17 @@ type LinkStatus struct {
 
 // PeerStatus is a snapshot of one peer.
 type PeerStatus struct {
-	Name  string
+	// Name is the peer's node name.
+	Name string
+	// State is alive, dead or unknown.
 	State PeerState
 	// Since is when State was entered (the tracker's start for
 	// PeerUnknown).
 	Since time.Time
 	// LastHeard is the latest LastHeard of its media.
 	LastHeard time.Time
-	Media     []LinkStatus
+	// Media are the peer's media, in the tracker's order.
+	Media []LinkStatus
 }
 
 type link struct {

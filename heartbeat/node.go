@@ -35,8 +35,9 @@ type NodeConfig struct {
 	// Timing holds keepalive, warntime, deadtime and initdead; zero fields
 	// take DefaultTiming's values.
 	Timing Timing
-	// Media are the media to send and receive on; the Node owns them from
-	// Start on and closes them when it stops.
+	// Media are the media to send and receive on; the Node owns them once
+	// Start succeeds and closes them when it stops. If Start fails they
+	// stay the caller's to close.
 	Media []Medium
 	// Status is the first heartbeat payload (see SetStatus); may be empty.
 	Status []byte
@@ -86,14 +87,16 @@ func (c Counters) Bad() uint64 {
 
 // MediumStats are the counters of one medium.
 type MediumStats struct {
+	// Name is the medium's name.
 	Name string
 	Counters
 }
 
 // Stats is a snapshot of a Node.
 type Stats struct {
-	// Name and Generation identify this node's run.
-	Name       string
+	// Name is this node's name.
+	Name string
+	// Generation is this run's generation.
 	Generation uint64
 	// Sequence is the sequence number of the last message sent.
 	Sequence uint64
