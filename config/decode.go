@@ -224,6 +224,9 @@ func (d *decoder) decodeTable(m map[string]toml.Primitive, present bool, at loc,
 			switch {
 			case ok:
 				d.decodeValue(p, at, f.key, v)
+				if f.required && v.Kind() == reflect.String && v.Len() == 0 && !d.bad[at.child(f.key).idx] {
+					d.errorf(at.child(f.key), `""`, "must not be empty")
+				}
 			case f.required && present:
 				d.missing(at, f.key, describeMissing(f))
 			case f.required:
@@ -349,11 +352,9 @@ func (d *decoder) decodeList(p toml.Primitive, at loc, label string, v reflect.V
 	if !d.raw(p, at, &raw) {
 		return
 	}
-	if _, ok := raw.([]map[string]any); !ok {
-		if l, ok := raw.([]any); !ok || len(l) > 0 {
-			d.errorf(at, "", "want [[%s]] tables, have %s", label, describe(raw))
-			return
-		}
+	if !isTableList(raw) {
+		d.errorf(at, "", "want [[%s]] tables, have %s", label, describe(raw))
+		return
 	}
 	var list []toml.Primitive
 	if err := d.md.PrimitiveDecode(p, &list); err != nil {
@@ -389,6 +390,23 @@ func entryLabel(label string, i int, name string) string {
 		return fmt.Sprintf("%s %q", label, name)
 	}
 	return fmt.Sprintf("%s #%d", label, i+1)
+}
+
+// isTableList reports whether raw is an array of tables: [[x]] tables, or
+// an array of inline tables.
+func isTableList(raw any) bool {
+	switch l := raw.(type) {
+	case []map[string]any:
+		return true
+	case []any:
+		for _, e := range l {
+			if _, ok := e.(map[string]any); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // kindDefaults are the defaults a kind sets for the common resource keys.
@@ -560,7 +578,9 @@ func (d *decoder) setValue(raw any, at loc, v reflect.Value) {
 				d.errorf(at.child(k), "", "want a string, an integer or a boolean, have %s", describe(e))
 			}
 		}
-		v.Set(reflect.ValueOf(out))
+		if len(out) > 0 {
+			v.Set(reflect.ValueOf(out))
+		}
 	default:
 		panic(fmt.Sprintf("config: no decoding for %s at %s", t, at.idx))
 	}

@@ -371,3 +371,27 @@ func asList(err error, list *ErrorList) bool {
 	*list = l
 	return ok
 }
+
+func TestInlineArrayOfTables(t *testing.T) {
+	key := writeKey(t, 0o600, "k")
+	doc := `node = [
+  { name = "alpha", address = "198.18.1.1", fence = { agent = "fence_lab" } },
+  { name = "beta", address = "198.18.1.2", fence = { agent = "fence_lab" }, color = "red" },
+]
+[cluster]
+name = "filer"
+auth_key_file = "` + key + `"
+`
+	_, err := Parse("tandem.toml", []byte(doc))
+	if want := `config: tandem.toml:3: node "beta": color: unknown key`; err == nil || err.Error() != want {
+		t.Errorf("Parse error = %v, want %s", err, want)
+	}
+	doc = strings.Replace(doc, `, color = "red"`, "", 1)
+	c, err := Parse("tandem.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Nodes) != 2 || c.Nodes[1].Name != "beta" || c.Nodes[1].Fence.Agent != "fence_lab" {
+		t.Errorf("nodes = %+v", c.Nodes)
+	}
+}
