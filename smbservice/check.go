@@ -65,6 +65,8 @@ type ConfigError struct {
 	Problems []Problem
 }
 
+// Error lists the problems, one per line when there are several, each as
+// "path:line: text".
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "smb.conf %s: ", e.Path)

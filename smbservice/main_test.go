@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,10 @@ func TestMain(m *testing.M) {
 		fakeSmbd(mode)
 		return
 	}
+	// Keep the main thread for the main goroutine: tests switch locked
+	// threads into network namespaces and let them end, and the main
+	// thread, which cannot end, would stay behind in one.
+	runtime.LockOSThread()
 	os.Exit(m.Run())
 }
 

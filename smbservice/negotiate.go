@@ -151,6 +151,7 @@ type ReplyError struct {
 	Problem string
 }
 
+// Error returns "smb2 negotiate reply: offset N (field): problem".
 func (e *ReplyError) Error() string {
 	return fmt.Sprintf("smb2 negotiate reply: offset %d (%s): %s", e.Offset, e.Field, e.Problem)
 }

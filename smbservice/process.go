@@ -160,9 +160,10 @@ func (p *Process) Pid() int {
 	return inst.pid
 }
 
-// errf formats an error about this instance.
+// errf formats an error about this instance. Its callers name smbd in the
+// message; the resource that owns the Process adds its name.
 func (p *Process) errf(format string, args ...any) error {
-	return fmt.Errorf("smbd %q: "+format, append([]any{p.Name}, args...)...)
+	return fmt.Errorf(format, args...)
 }
 
 // find returns the known instance: the one launched or found before, else
@@ -176,7 +177,7 @@ func (p *Process) find() (*instance, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, p.errf("read pid file: %w", err)
+		return nil, p.errf("read smbd pid file: %w", err)
 	}
 	f := strings.Fields(string(b))
 	var inst instance
@@ -199,11 +200,17 @@ func (p *Process) find() (*instance, error) {
 // error that says how it ended.
 func (p *Process) check(inst *instance) (procStat, error) {
 	if inst.pid == 0 {
-		return procStat{}, p.errf("pid file %s is malformed", p.PidFile())
+		return procStat{}, p.errf("smbd pid file %s is malformed", p.PidFile())
 	}
 	if c := inst.child; c != nil {
 		select {
 		case <-c.done:
+			// Let the last lines arrive: they say why, and they end
+			// once no process of smbd holds the pipe.
+			select {
+			case <-c.logDone:
+			case <-time.After(200 * time.Millisecond):
+			}
 			msg := fmt.Sprintf("smbd pid %d exited: %v", inst.pid, c.err)
 			if t := c.tail.summary(); t != "" {
 				msg += "; last output: " + t
@@ -226,7 +233,7 @@ func (p *Process) check(inst *instance) (procStat, error) {
 	case os.IsNotExist(err) || isESRCH(err) || err == nil && s.gone():
 		return procStat{}, p.errf("smbd pid %d recorded in %s no longer runs", inst.pid, p.PidFile())
 	case err != nil:
-		return procStat{}, p.errf("read state of pid %d: %w", inst.pid, err)
+		return procStat{}, p.errf("read state of smbd pid %d: %w", inst.pid, err)
 	case s.start != inst.start:
 		return procStat{}, p.errf("smbd pid %d recorded in %s no longer runs (the pid now names another process)", inst.pid, p.PidFile())
 	case !isSmbd(s.pid, s.comm, p.smbd()):
@@ -302,11 +309,11 @@ func (p *Process) Launch(ctx context.Context) error {
 // launch starts a new smbd and records it.
 func (p *Process) launch() error {
 	if err := os.MkdirAll(p.runDir(), 0o755); err != nil {
-		return p.errf("create run directory: %w", err)
+		return p.errf("create smbd run directory: %w", err)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return p.errf("output pipe: %w", err)
+		return p.errf("smbd output pipe: %w", err)
 	}
 	args := []string{"--foreground", "--no-process-group"}
 	if !p.SambaLog {

@@ -211,7 +211,7 @@ func (r *Resource) waitReady(ctx context.Context) (Reply, error) {
 	defer t.Stop()
 	for {
 		if err := r.sup.Alive(ctx); err != nil {
-			return Reply{}, r.errf("smbd died while starting: %w", err)
+			return Reply{}, r.errf("start: %w", err)
 		}
 		actx, cancel := context.WithTimeout(ctx, r.p.MonitorTimeout)
 		reply, err := r.negotiate(actx)

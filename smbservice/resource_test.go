@@ -178,7 +178,7 @@ func TestResourceStartSmbdDies(t *testing.T) {
 	}
 	start := time.Now()
 	err := r.Start(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "died while starting") || !strings.Contains(err.Error(), "No sockets") {
+	if err == nil || !strings.Contains(err.Error(), "start: smbd pid") || !strings.Contains(err.Error(), "No sockets") {
 		t.Fatalf("Start: %v", err)
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {
