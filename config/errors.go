@@ -24,6 +24,7 @@ type Error struct {
 	Msg string
 }
 
+// Error returns the problem as one line starting with "config: ".
 func (e *Error) Error() string {
 	return "config: " + e.text()
 }
@@ -53,6 +54,7 @@ func (e *Error) text() string {
 // one problem per line.
 type ErrorList []*Error
 
+// Error returns the problems one per line.
 func (l ErrorList) Error() string {
 	msgs := make([]string, len(l))
 	for i, e := range l {
@@ -82,6 +84,7 @@ type Warning struct {
 	Msg   string
 }
 
+// String returns the warning as one line starting with "config: warning: ".
 func (w Warning) String() string {
 	e := Error(w)
 	return "config: warning: " + e.text()

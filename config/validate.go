@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -99,7 +100,7 @@ func (d *decoder) checkKeyFile(at loc, path string) {
 	switch {
 	case err != nil:
 		var pe *fs.PathError
-		if ok := asPathError(err, &pe); ok {
+		if errors.As(err, &pe) {
 			err = pe.Err
 		}
 		d.errorf(at, value, "%v", err)
@@ -110,14 +111,6 @@ func (d *decoder) checkKeyFile(at loc, path string) {
 	case fi.Size() == 0:
 		d.errorf(at, value, "empty")
 	}
-}
-
-func asPathError(err error, pe **fs.PathError) bool {
-	p, ok := err.(*fs.PathError)
-	if ok {
-		*pe = p
-	}
-	return ok
 }
 
 func (d *decoder) validateNodes(c *Config) {
