@@ -9,6 +9,25 @@ import (
 	"time"
 )
 
+// Restart restarts the named member in place, and with it every member
+// after it, which may depend on it: those are stopped in reverse order, then
+// all are started again in order. A stop that fails ends the restart with
+// that error and starts nothing; a start that fails rolls back as Start does.
+func (g *Group) Restart(ctx context.Context, name string) error {
+	g.opMu.Lock()
+	defer g.opMu.Unlock()
+	first := g.index(name)
+	if first < 0 {
+		return fmt.Errorf("resources: group %q: no resource %q", g.name, name)
+	}
+	for i := len(g.members) - 1; i >= first; i-- {
+		if err := g.run(ctx, i, opStop); err != nil {
+			return err
+		}
+	}
+	return g.startFrom(ctx, first)
+}
+
 // ForceStopper is a Resource that can be stopped with escalation: where Stop
 // asks politely, ForceStop uses every means short of fencing the node (the
 // filesystem kills the processes holding the mount at once). The same rule
@@ -230,14 +249,21 @@ func (g *Group) Name() string { return g.name }
 func (g *Group) Start(ctx context.Context) error {
 	g.opMu.Lock()
 	defer g.opMu.Unlock()
-	for i := range g.members {
+	return g.startFrom(ctx, 0)
+}
+
+// startFrom starts the members from first on, in order. When one fails it
+// stops, in reverse, the one that failed and those started before it, back
+// to first, even if ctx is already done.
+func (g *Group) startFrom(ctx context.Context, first int) error {
+	for i := first; i < len(g.members); i++ {
 		err := g.run(ctx, i, opStart)
 		if err == nil {
 			continue
 		}
 		se := &StartError{Failed: err}
 		rctx := context.WithoutCancel(ctx)
-		for j := i; j >= 0; j-- {
+		for j := i; j >= first; j-- {
 			if err := g.run(rctx, j, opStop); err != nil {
 				se.Rollback = append(se.Rollback, err)
 			}

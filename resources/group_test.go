@@ -493,3 +493,49 @@ func TestGroupNests(t *testing.T) {
 		t.Errorf("operations %q, want %q", got, want)
 	}
 }
+
+func TestGroupRestartTakesDependentsAlong(t *testing.T) {
+	j := &journal{}
+	fs := newFakes(j, "data", "vip", "smb")
+	g := group(t, fs[0], fs[1], fs[2])
+	ctx := context.Background()
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.take()
+	if err := g.Restart(ctx, "vip"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := j.take(), "stop:smb stop:vip start:vip start:smb"; got != want {
+		t.Fatalf("restart of vip ran %q, want %q", got, want)
+	}
+	if err := g.Restart(ctx, "nfs"); err == nil || !strings.Contains(err.Error(), `no resource "nfs"`) {
+		t.Fatalf("restart of an unknown resource: %v", err)
+	}
+
+	// A start that fails rolls back to the restarted member, not further.
+	fs[2].startErr = errors.New("smbd would not start")
+	err := g.Restart(ctx, "vip")
+	var se *StartError
+	if !errors.As(err, &se) || se.Failed.Resource != "smb" {
+		t.Fatalf("restart with a failing dependent: %v", err)
+	}
+	if got, want := j.take(), "stop:smb stop:vip start:vip start:smb stop:smb stop:vip"; got != want {
+		t.Fatalf("failed restart ran %q, want %q", got, want)
+	}
+	if !fs[0].running {
+		t.Fatal("the failed restart of vip stopped data, which comes before it")
+	}
+
+	// A stop that fails starts nothing.
+	fs[2].startErr = nil
+	g.Start(ctx)
+	j.take()
+	fs[1].stopErr = errors.New("address stuck")
+	if err := g.Restart(ctx, "vip"); err == nil {
+		t.Fatal("restart succeeded though vip would not stop")
+	}
+	if got, want := j.take(), "stop:smb stop:vip"; got != want {
+		t.Fatalf("restart with a failing stop ran %q, want %q", got, want)
+	}
+}
