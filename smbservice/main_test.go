@@ -500,3 +500,52 @@ func TestFamily(t *testing.T) {
 		t.Errorf("family without main = %v", got)
 	}
 }
+
+// Halt keeps within the caller's deadline: a stop timeout longer than the
+// deadline is cut short so that the SIGKILL round still fits.
+func TestProcessHaltWithinDeadline(t *testing.T) {
+	p := fakeProcess(t, "stubborn", &logBuffer{})
+	p.StopTimeout = time.Minute
+	if err := p.Launch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pid := p.Pid()
+	eventually(t, 5*time.Second, "two children forked", func() bool { return len(sessionProcs(t, pid)) == 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	if err := p.Halt(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d > 400*time.Millisecond {
+		t.Errorf("Halt took %v with a 400 ms deadline", d)
+	}
+	if left := sessionProcs(t, pid); len(left) > 0 {
+		t.Fatalf("processes %v left after Halt", left)
+	}
+}
+
+// pids lists the pids of ps.
+func pids(ps []procStat) []int {
+	out := make([]int, len(ps))
+	for i, p := range ps {
+		out[i] = p.pid
+	}
+	return out
+}
+
+func TestIsSamba(t *testing.T) {
+	for exe, want := range map[string]bool{
+		"/usr/sbin/smbd":                   true,
+		"/usr/libexec/samba/samba-dcerpcd": true,
+		"/usr/libexec/samba/rpcd_classic":  true,
+		"/usr/libexec/samba/samba-bgqd":    true,
+		"/opt/samba/bin/anything":          true,
+		"/usr/bin/sleep":                   false,
+		"/usr/bin/python3":                 false,
+	} {
+		if got := isSamba(exe, "/usr/sbin/smbd"); got != want {
+			t.Errorf("isSamba(%q) = %v, want %v", exe, got, want)
+		}
+	}
+}

@@ -128,29 +128,42 @@ func family(stats []procStat, leader int) []procStat {
 	return out
 }
 
-// pids lists the pids of ps, for messages.
-func pids(ps []procStat) []int {
-	out := make([]int, len(ps))
-	for i, p := range ps {
-		out[i] = p.pid
-	}
-	return out
+// readExe returns the executable of process pid, without the " (deleted)"
+// the kernel appends when the file was replaced since.
+func readExe(pid int) (string, error) {
+	exe, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "exe"))
+	return strings.TrimSuffix(exe, " (deleted)"), err
 }
 
-// isSmbd reports whether the process pid runs the smbd binary at path: its
-// executable is that file (also when it was replaced on disk since), or,
-// when the executable cannot be read, its name is an smbd one.
+// isSmbd reports whether process pid runs the smbd binary at path: its
+// executable is that file, or, when the executable cannot be read, its name
+// is smbd's.
 func isSmbd(pid int, comm, path string) bool {
-	exe, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "exe"))
-	if err == nil {
-		exe = strings.TrimSuffix(exe, " (deleted)")
-		want := path
-		if r, err := filepath.EvalSymlinks(path); err == nil {
-			want = r
-		}
-		return exe == want || exe == path
+	exe, err := readExe(pid)
+	if err != nil {
+		return strings.HasPrefix(comm, "smbd")
 	}
-	return strings.HasPrefix(comm, "smbd")
+	return exe == path || exe == resolve(path)
+}
+
+// isSamba reports whether exe is smbd at path or another program of Samba
+// that smbd starts: samba-dcerpcd and its rpcd_* workers, samba-bgqd.
+func isSamba(exe, path string) bool {
+	if exe == path || exe == resolve(path) {
+		return true
+	}
+	base := filepath.Base(exe)
+	return strings.HasPrefix(base, "smbd") || strings.HasPrefix(base, "samba") ||
+		strings.HasPrefix(base, "rpcd_") || strings.Contains(exe, "/samba/")
+}
+
+// resolve returns path with its symbolic links resolved, or path when that
+// fails.
+func resolve(path string) string {
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	return path
 }
 
 // isESRCH reports whether err says the process vanished while being read.

@@ -242,16 +242,23 @@ func (p *Process) check(inst *instance) (procStat, error) {
 	return s, nil
 }
 
-// members returns the live smbd processes of the instance: the main process
-// if it still runs, its session and its descendants. When the main pid names
+// members returns the live processes of the instance: the main process if
+// it still runs, its session and its descendants. When the main pid names
 // another process now, the instance left nothing behind: a pid is not reused
 // while a session of that id exists.
-func (p *Process) members(inst *instance) ([]procStat, error) {
+//
+// Only members with signal set may be signalled: Samba's own programs, and,
+// while the verified main process runs, whatever else it started. A member
+// whose executable cannot be read is exiting; it is waited for, not
+// signalled.
+func (p *Process) members(inst *instance) ([]member, error) {
 	if inst.pid == 0 {
 		return nil, nil
 	}
 	s, err := readStat(inst.pid)
-	if err == nil && !s.gone() && (s.start != inst.start || !isSmbd(s.pid, s.comm, p.smbd())) {
+	running := err == nil && !s.gone()
+	verified := running && s.start == inst.start && isSmbd(s.pid, s.comm, p.smbd())
+	if running && !verified {
 		// The pid names another process now.
 		return nil, nil
 	}
@@ -259,13 +266,32 @@ func (p *Process) members(inst *instance) ([]procStat, error) {
 	if err != nil {
 		return nil, p.errf("%w", err)
 	}
-	var out []procStat
+	var out []member
 	for _, m := range family(stats, inst.pid) {
-		if isSmbd(m.pid, m.comm, p.smbd()) {
-			out = append(out, m)
+		exe, err := readExe(m.pid)
+		switch {
+		case err != nil:
+			out = append(out, member{procStat: m})
+		case isSamba(exe, p.smbd()) || verified:
+			out = append(out, member{procStat: m, signal: true})
 		}
 	}
 	return out, nil
+}
+
+// member is one process of an smbd instance.
+type member struct {
+	procStat
+	signal bool // safe to signal
+}
+
+// memberPids lists the pids of ms, for messages.
+func memberPids(ms []member) []int {
+	out := make([]int, len(ms))
+	for i, m := range ms {
+		out[i] = m.pid
+	}
+	return out
 }
 
 // Alive implements Supervisor.
@@ -390,28 +416,32 @@ func (p *Process) kill(ctx context.Context, inst *instance, graceful bool) error
 	if err != nil {
 		return err
 	}
-	if len(ms) > 0 && graceful {
-		if _, err := p.check(inst); err == nil {
-			if err := syscall.Kill(inst.pid, syscall.SIGTERM); err != nil && err != syscall.ESRCH {
-				return p.errf("SIGTERM smbd pid %d: %w", inst.pid, err)
-			}
-			// A stopped process acts on SIGTERM only once continued.
-			syscall.Kill(inst.pid, syscall.SIGCONT)
-			log.Info("smbd stopping", "signal", "SIGTERM")
+	if _, err := p.check(inst); err == nil && len(ms) > 0 && graceful {
+		// The main process takes its children down on SIGTERM. Orphans
+		// of one that died already get SIGKILL at once below.
+		if err := syscall.Kill(inst.pid, syscall.SIGTERM); err != nil && err != syscall.ESRCH {
+			return p.errf("SIGTERM smbd pid %d: %w", inst.pid, err)
 		}
+		// A stopped process acts on SIGTERM only once continued.
+		syscall.Kill(inst.pid, syscall.SIGCONT)
+		log.Info("smbd stopping", "signal", "SIGTERM")
 		// Leave room for the SIGKILL round within the caller's deadline.
-		termCtx, cancel := context.WithTimeout(ctx, p.stopTimeout())
+		began := time.Now()
+		termEnd := began.Add(p.stopTimeout())
 		if dl, ok := ctx.Deadline(); ok {
-			reserve := min(killGrace, time.Until(dl)/4)
-			termCtx, cancel = context.WithDeadline(termCtx, dl.Add(-reserve))
+			if end := dl.Add(-min(killGrace, time.Until(dl)/4)); end.Before(termEnd) {
+				termEnd = end
+			}
 		}
+		termCtx, cancel := context.WithDeadline(ctx, termEnd)
 		ms, err = p.waitGone(termCtx, inst, false)
 		cancel()
 		if err != nil {
 			return err
 		}
 		if len(ms) > 0 {
-			log.Warn("smbd did not exit after SIGTERM; sending SIGKILL", "waited", p.stopTimeout(), "pids", pids(ms))
+			log.Warn("smbd did not exit after SIGTERM; sending SIGKILL",
+				"waited", time.Since(began).Round(time.Millisecond), "pids", memberPids(ms))
 		}
 	}
 	if len(ms) > 0 {
@@ -423,9 +453,9 @@ func (p *Process) kill(ctx context.Context, inst *instance, graceful bool) error
 		}
 		if len(ms) > 0 {
 			if err := ctx.Err(); err != nil {
-				return p.errf("smbd pids %v still run after SIGKILL: %w", pids(ms), err)
+				return p.errf("smbd pids %v still run after SIGKILL: %w", memberPids(ms), err)
 			}
-			return p.errf("smbd pids %v still run %v after SIGKILL (blocked in the kernel?)", pids(ms), killGrace)
+			return p.errf("smbd pids %v still run %v after SIGKILL (blocked in the kernel?)", memberPids(ms), killGrace)
 		}
 	}
 	p.forget(inst)
@@ -438,7 +468,7 @@ func (p *Process) kill(ctx context.Context, inst *instance, graceful bool) error
 // waitGone polls until no process of inst is left or ctx ends, and returns
 // those left. With sigkill, every process found gets SIGKILL at each poll,
 // new children included.
-func (p *Process) waitGone(ctx context.Context, inst *instance, sigkill bool) ([]procStat, error) {
+func (p *Process) waitGone(ctx context.Context, inst *instance, sigkill bool) ([]member, error) {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
@@ -448,7 +478,9 @@ func (p *Process) waitGone(ctx context.Context, inst *instance, sigkill bool) ([
 		}
 		if sigkill {
 			for _, m := range ms {
-				syscall.Kill(m.pid, syscall.SIGKILL)
+				if m.signal {
+					syscall.Kill(m.pid, syscall.SIGKILL)
+				}
 			}
 		}
 		select {
