@@ -140,7 +140,8 @@ func (h *nsHandle) setAddrs(ifname string, addrs ...netip.Prefix) error {
 		if a.IP.IsLinkLocalUnicast() {
 			continue
 		}
-		if err := h.AddrDel(l, &a); err != nil {
+		// Removing a primary IPv4 address takes its secondaries with it.
+		if err := h.AddrDel(l, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 			return fmt.Errorf("testenv: remove %s from %s in %s: %w", a.IPNet, ifname, h.path, err)
 		}
 	}

@@ -23,6 +23,10 @@ type SMBConfig struct {
 	// on the shared disk in a failover pair; empty means the node's own
 	// directory.
 	StateDir string
+	// File is where to write the smb.conf, as the machine running the lab
+	// sees it; empty means Dir/smb.conf. Dir/etc/smb.conf is the node's
+	// /etc/tandem/smb.conf.
+	File string
 }
 
 // WriteSMBConf writes an smb.conf for the node and returns its path. Lock,
@@ -68,7 +72,10 @@ func (h *Host) WriteSMBConf(c SMBConfig) (string, error) {
 	fmt.Fprintf(&b, "\tpassdb backend = tdbsam\n\tmap to guest = Bad User\n\tguest account = nobody\n")
 	fmt.Fprintf(&b, "\tload printers = no\n\tprinting = bsd\n\tprintcap name = /dev/null\n\tdisable spoolss = yes\n\tusershare path =\n")
 	fmt.Fprintf(&b, "\n[%s]\n\tpath = %s\n\tguest ok = yes\n\tread only = no\n\tforce user = root\n", c.Share, c.Path)
-	path := filepath.Join(h.Dir, "smb.conf")
+	path := c.File
+	if path == "" {
+		path = filepath.Join(h.Dir, "smb.conf")
+	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return "", err
 	}
