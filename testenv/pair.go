@@ -1,0 +1,107 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// PairConfig shapes the tandem.toml the lab writes for its two nodes.
+type PairConfig struct {
+	// Keepalive, Warntime, Deadtime, Initdead; zero means 100 ms, 300 ms,
+	// 500 ms (the tuned profile) and 3 s.
+	Keepalive, Warntime, Deadtime, Initdead time.Duration
+	AutoFailback                            bool
+	PreferredNode                           string
+	// RestartLimit is the smb resource's restart_limit; zero means 2.
+	RestartLimit int
+	// ExtraCluster is appended to the [cluster] table as it is.
+	ExtraCluster string
+}
+
+// AuthKey is the shared key the lab's pair signs heartbeats with.
+const AuthKey = "lab-shared-secret-0123456789"
+
+// ShareName and ShareFile are the share the lab's pair serves and the file
+// PrepareShare puts in it.
+const (
+	ShareName = "share"
+	ShareFile = "hello.txt"
+)
+
+// TandemConfig returns a tandem.toml for the lab's pair: both nodes fenced
+// through the lab's power switch, the data volume, the floating address and
+// smbd with /etc/tandem/smb.conf.
+func (l *Lab) TandemConfig(c PairConfig) string {
+	if c.Keepalive == 0 {
+		c.Keepalive, c.Warntime, c.Deadtime = 100*time.Millisecond, 300*time.Millisecond, 500*time.Millisecond
+	}
+	if c.Initdead == 0 {
+		c.Initdead = 3 * time.Second
+	}
+	if c.RestartLimit == 0 {
+		c.RestartLimit = 2
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[cluster]\nname = \"lab\"\nauth_key_file = \"/etc/tandem/authkey\"\n")
+	fmt.Fprintf(&b, "keepalive = %q\nwarntime = %q\ndeadtime = %q\ninitdead = %q\nauto_failback = %v\n",
+		c.Keepalive.String(), c.Warntime.String(), c.Deadtime.String(), c.Initdead.String(), c.AutoFailback)
+	if c.PreferredNode != "" {
+		fmt.Fprintf(&b, "preferred_node = %q\n", c.PreferredNode)
+	}
+	b.WriteString(c.ExtraCluster)
+	for _, n := range []string{"a", "b"} {
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\nfence = { agent = %q, plug = %q }\n",
+			n, l.Node(n).HeartbeatAddr.Addr().String(), l.FenceAgent(), n)
+	}
+	fmt.Fprintf(&b, "\n[heartbeat.udp]\nport = 694\n")
+	fmt.Fprintf(&b, "\n[[resource]]\nname = \"data\"\ntype = \"filesystem\"\ndevice = %q\nmountpoint = %q\nstop_timeout = \"10s\"\n",
+		l.DataDevice(), l.Mountpoint())
+	fmt.Fprintf(&b, "\n[[resource]]\nname = \"vip\"\ntype = \"floatip\"\naddress = %q\n", FloatIP.String())
+	fmt.Fprintf(&b, "\n[[resource]]\nname = \"smb\"\ntype = \"smb\"\nconfig = \"/etc/tandem/smb.conf\"\nmonitor_interval = \"300ms\"\nrestart_limit = %d\n", c.RestartLimit)
+	return b.String()
+}
+
+// InstallTandem puts a node's /etc/tandem in place: tandem.toml with the
+// given content, the key (mode 0600) and an smb.conf serving the share
+// from the data volume on the floating address.
+func (l *Lab) InstallTandem(node, tandemToml string) error {
+	h := l.Node(node)
+	etc := filepath.Join(h.Dir, "etc")
+	if err := os.WriteFile(filepath.Join(etc, "authkey"), []byte(AuthKey+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(etc, "tandem.toml"), []byte(tandemToml), 0o644); err != nil {
+		return err
+	}
+	_, err := h.WriteSMBConf(SMBConfig{
+		Addresses: []netip.Addr{FloatIP.Addr()},
+		Share:     ShareName,
+		Path:      filepath.Join(l.Mountpoint(), ShareName),
+		File:      filepath.Join(etc, "smb.conf"),
+	})
+	return err
+}
+
+// PrepareShare puts the share's directory and ShareFile, holding content,
+// on the data volume, through node a, and unmounts it again.
+func (l *Lab) PrepareShare(content string) error {
+	mnt := l.Mountpoint()
+	dir := filepath.Join(mnt, ShareName)
+	_, err := l.Node("a").Run(context.Background(), "sh", "-c", fmt.Sprintf(
+		"mount %s %s && mkdir -p %s && printf '%%s\\n' '%s' > %s/%s && umount %s",
+		l.DataDevice(), mnt, dir, content, dir, ShareFile, mnt))
+	return err
+}
+
+// ReadShare makes the client read ShareFile through the floating address
+// once, within bound, with smbclient.
+func (l *Lab) ReadShare(bound time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	return l.Client().Run(ctx, "smbclient", "-N", "-t", "1", "//"+FloatIP.Addr().String()+"/"+ShareName, "-c", "get "+ShareFile+" -")
+}
