@@ -8,8 +8,8 @@ import (
 	"syscall"
 )
 
-// Errors a Daemon wraps (with fmt.Errorf and %w) to choose the HTTP status
-// of its answer. A Client's *Error matches the same values with errors.Is,
+// Errors a Daemon marks its errors with (Errorf, or fmt.Errorf with %w) to
+// choose the HTTP status of its answer. A Client's *Error matches the same values with errors.Is,
 // so a caller can tell them apart on either side of the socket. Any other
 // error is a 500.
 var (
@@ -33,6 +33,25 @@ var (
 	// the connection before an answer. See *UnreachableError.
 	ErrUnreachable = errors.New("tandemd unreachable")
 )
+
+// Errorf formats an error like fmt.Errorf, %w included, and marks it as
+// kind (ErrInvalid, ErrNotFound, ErrConflict, ErrUnavailable) without adding
+// kind's text to the message, so that the client sees only what the format
+// says:
+//
+//	return admin.Errorf(admin.ErrNotFound, "no resource %q in the group", name)
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+}
+
+// kindError is an error marked with a kind that chooses its HTTP status.
+type kindError struct {
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // statusOf maps a Daemon's error to an HTTP status.
 func statusOf(err error) int {

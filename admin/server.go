@@ -32,10 +32,11 @@ const MaxRequestBody = 64 << 10
 // that, so a Daemon hands such work to its own loop and only waits for it
 // under ctx.
 //
-// Errors wrapping ErrInvalid, ErrNotFound, ErrConflict, ErrUnavailable or
-// context.DeadlineExceeded choose the HTTP status (see API.md); their
-// message goes to the client as is, so it should say what failed and why
-// without repeating the operation's name, which haclient adds.
+// Errors marked with ErrInvalid, ErrNotFound, ErrConflict or ErrUnavailable
+// (see Errorf), or wrapping context.DeadlineExceeded, choose the HTTP status
+// (see API.md); any other error is a 500. The message goes to the client as
+// is, so it should say what failed and why without repeating the
+// operation's name, which haclient adds.
 type Daemon interface {
 	// Status returns the state of the pair. The server fills in
 	// Status.Schema, a zero Status.Time, Link.LastHeardAgoMS and

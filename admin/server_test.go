@@ -234,7 +234,7 @@ func TestErrorMapping(t *testing.T) {
 		status int
 		is     error
 	}{
-		{fmt.Errorf("node %q is not in the cluster: %w", "gamma", ErrInvalid), http.StatusBadRequest, ErrInvalid},
+		{Errorf(ErrInvalid, "node %q is not in the cluster", "gamma"), http.StatusBadRequest, ErrInvalid},
 		{fmt.Errorf("no resource %q: %w", "x", ErrNotFound), http.StatusNotFound, ErrNotFound},
 		{fmt.Errorf("a failover is under way: %w", ErrConflict), http.StatusConflict, ErrConflict},
 		{fmt.Errorf("still starting: %w", ErrUnavailable), http.StatusServiceUnavailable, ErrUnavailable},
@@ -262,6 +262,20 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("%v: errors.Is(%v) true", err, other)
 			}
 		}
+	}
+}
+
+func TestErrorf(t *testing.T) {
+	cause := errors.New("unit smbd.service: no such unit")
+	err := Errorf(ErrNotFound, "resource %q: %w", "smb", cause)
+	if err.Error() != `resource "smb": unit smbd.service: no such unit` {
+		t.Errorf("message %q", err)
+	}
+	if !errors.Is(err, ErrNotFound) || !errors.Is(err, cause) || errors.Is(err, ErrConflict) {
+		t.Errorf("%v: wrong kinds", err)
+	}
+	if statusOf(err) != http.StatusNotFound {
+		t.Errorf("status %d", statusOf(err))
 	}
 }
 
