@@ -65,7 +65,7 @@ func (c *Client) socket() string {
 	return c.Socket
 }
 
-func (c *Client) http() *http.Client {
+func (c *Client) httpClient() *http.Client {
 	c.once.Do(func() {
 		dialTimeout := c.DialTimeout
 		if dialTimeout <= 0 {
@@ -96,7 +96,7 @@ func (c *Client) http() *http.Client {
 
 // Close closes the connections the Client keeps open between calls.
 func (c *Client) Close() error {
-	c.http().CloseIdleConnections()
+	c.httpClient().CloseIdleConnections()
 	return nil
 }
 
@@ -127,7 +127,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, body any) ([]b
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.http().Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return nil, c.transportError(ctx, op, err)
 	}
