@@ -69,6 +69,7 @@ func init() {
 		{"resources", "[--json]", "list the resources with state and node", runResources},
 		{"cleanup", "NAME", "clear a failed resource's record", runCleanup},
 		{"fence", "NODE [--self]", "fence a node now (the local one only with --self)", runFence},
+		{"disk", "init|dump DEVICE", "init [--force] [--config FILE]: write a fresh quorum partition for the configured pair; dump [--json]: show its every sector", runDisk},
 		{"config", "check [FILE]", "check a configuration and its smb.conf files (default " + config.DefaultPath + ")", runConfig},
 		{"completion", "bash", "print the shell completion script", runCompletion},
 		{"help", "[COMMAND]", "show this help, or a command's", runHelp},

@@ -8,15 +8,15 @@ package main
 const bashCompletion = `# bash completion for haclient
 _haclient() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="status standby takeover failover maintenance resources cleanup fence config completion help"
-    if [[ $prev == --socket || $prev == -socket ]]; then
+    local commands="status standby takeover failover maintenance resources cleanup fence disk config completion help"
+    if [[ $prev == --socket || $prev == -socket || $prev == --config || $prev == -config ]]; then
         COMPREPLY=($(compgen -f -- "$cur"))
         return
     fi
     local i cmd="" sub=""
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        --socket | -socket) ((i++)) ;;
+        --socket | -socket | --config | -config) ((i++)) ;;
         -*) ;;
         *)
             if [[ -z $cmd ]]; then
@@ -33,6 +33,18 @@ _haclient() {
     status | resources) words="--json --socket" ;;
     maintenance) [[ -z $sub ]] && words="on off --socket" ;;
     fence) words="--self --socket" ;;
+    disk)
+        if [[ -z $sub ]]; then
+            words="init dump"
+        elif [[ $prev == --config || $prev == -config || $cur != -* ]]; then
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return
+        elif [[ $sub == init ]]; then
+            words="--force --config"
+        else
+            words="--json"
+        fi
+        ;;
     config)
         if [[ -z $sub ]]; then
             words="check"

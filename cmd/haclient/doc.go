@@ -19,6 +19,18 @@
 //	resources [--json]    the resources with state and node
 //	cleanup NAME          clear a failed resource's record
 //	fence NODE [--self]   fence a node now; the local node only with --self
+//	disk init DEVICE [--force] [--config FILE]
+//	                      write a fresh quorum partition for the cluster,
+//	                      nodes (slots in [[node]] order) and timings of the
+//	                      configuration; refuses a device holding a
+//	                      filesystem, a partition table, a volume label or
+//	                      another cluster's header unless --force; needs no
+//	                      daemon
+//	disk dump DEVICE [--json]
+//	                      every sector of a quorum partition: header, each
+//	                      node's status slot (counter, role, the heartbeat
+//	                      it holds, unverified) and mailbox; a bad sector is
+//	                      shown in its place, and the exit status is 1
 //	config check [FILE]   check a configuration (default /etc/tandem/tandem.toml)
 //	                      and, with testparm, the smb.conf of each smb
 //	                      resource; needs no daemon

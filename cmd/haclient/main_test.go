@@ -513,7 +513,7 @@ func TestBashCompletion(t *testing.T) {
 		words string
 		want  string
 	}{
-		{"haclient ''", "status standby takeover failover maintenance resources cleanup fence config completion help --socket --help"},
+		{"haclient ''", "status standby takeover failover maintenance resources cleanup fence disk config completion help --socket --help"},
 		{"haclient mai", "maintenance"},
 		{"haclient maintenance ''", "on off --socket"},
 		{"haclient --socket /tmp/s.sock st", "status standby"},
