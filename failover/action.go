@@ -1,0 +1,103 @@
+package failover
+
+import "fmt"
+
+// Action is an output of Machine.Step, for the daemon to carry out in the
+// order given: Fence, StartGroup, StopGroup, RestartResource, Send,
+// SelfFence, Notice, RoleChanged or AdminReply.
+type Action interface {
+	isAction()
+}
+
+// Fence asks the fencer to power the peer off and confirm it, and to report
+// with a FenceResult. The Machine has at most one Fence outstanding.
+type Fence struct {
+	Node string
+}
+
+// StartGroup asks the executor to start the resource group, in order, and to
+// report with a ResourceResult for OpStart. At most one group operation
+// (start, stop or restart) is outstanding at a time.
+type StartGroup struct{}
+
+// StopGroup asks the executor to stop the resource group, in reverse order,
+// and to report with a ResourceResult for OpStop. With Force the executor
+// kills whatever holds a resource (processes on a mount, smbd) before
+// stopping it: the Machine asks for that after a plain stop failed.
+type StopGroup struct {
+	Force bool
+}
+
+// RestartResource asks the executor to restart one failed resource in place
+// and to report with a ResourceResult for OpRestart.
+type RestartResource struct {
+	Name string
+}
+
+// Send asks the daemon to deliver Message to the peer, in a heartbeat
+// payload. Delivery may fail; the Machine repeats what matters.
+type Send struct {
+	Message Message
+}
+
+// SelfFence asks the daemon to take this node down at once (reboot, or stop
+// feeding the watchdog): the group could not be stopped even by force, so
+// the node must stop existing for the peer to take over safely. The Machine
+// does nothing more after it.
+type SelfFence struct {
+	Reason string
+}
+
+// Level is the severity of a Notice.
+type Level uint8
+
+// The notice levels.
+const (
+	LevelInfo Level = iota
+	LevelWarning
+	LevelError
+)
+
+func (l Level) String() string {
+	switch l {
+	case LevelInfo:
+		return "info"
+	case LevelWarning:
+		return "warning"
+	case LevelError:
+		return "error"
+	}
+	return fmt.Sprintf("level(%d)", uint8(l))
+}
+
+// Notice is something worth a log line, such as "fencing beta failed:
+// timeout; retrying in 2s".
+type Notice struct {
+	Level Level
+	Text  string
+}
+
+// RoleChanged reports that this node's role changed, and why.
+type RoleChanged struct {
+	From, To Role
+	Reason   string
+}
+
+// AdminReply answers an AdminRequest: Accepted when the command was taken up
+// (a planned move has begun, maintenance was set), and Text for the
+// operator either way.
+type AdminReply struct {
+	Command  AdminCommand
+	Accepted bool
+	Text     string
+}
+
+func (Fence) isAction()           {}
+func (StartGroup) isAction()      {}
+func (StopGroup) isAction()       {}
+func (RestartResource) isAction() {}
+func (Send) isAction()            {}
+func (SelfFence) isAction()       {}
+func (Notice) isAction()          {}
+func (RoleChanged) isAction()     {}
+func (AdminReply) isAction()      {}

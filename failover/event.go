@@ -1,0 +1,134 @@
+package failover
+
+import "fmt"
+
+// Event is an input to Machine.Step: Tick, PeerAlive, PeerDead, PeerMessage,
+// ResourceResult, FenceResult or AdminRequest.
+type Event interface {
+	isEvent()
+}
+
+// Tick only lets time pass: timers (initdead, fencing backoff, resends) fire
+// on it. Step the machine with a Tick at least every half ResendInterval.
+type Tick struct{}
+
+// PeerAlive says the heartbeat layer hears the peer again (on any medium).
+type PeerAlive struct{}
+
+// PeerDead says the heartbeat layer has heard nothing from the peer on any
+// medium for deadtime. Before the peer was ever heard, the Machine keeps
+// waiting until initdead regardless.
+type PeerDead struct{}
+
+// PeerMessage carries a message from the peer, decoded by UnmarshalMessage
+// from an authenticated heartbeat payload.
+type PeerMessage struct {
+	Message Message
+}
+
+// ResourceOp is the operation a ResourceResult reports on.
+type ResourceOp uint8
+
+// The resource operations.
+const (
+	// OpStart: the StartGroup action finished. On failure the executor has
+	// rolled back what it could; the Machine still asks for a stop.
+	OpStart ResourceOp = 1 + iota
+	// OpStop: a StopGroup action finished; Err is nil only when every
+	// resource of the group is really stopped.
+	OpStop
+	// OpRestart: a RestartResource action finished.
+	OpRestart
+	// OpMonitor: the monitor of a started resource found it failed. Only
+	// failures need be reported.
+	OpMonitor
+)
+
+func (o ResourceOp) String() string {
+	switch o {
+	case OpStart:
+		return "start"
+	case OpStop:
+		return "stop"
+	case OpRestart:
+		return "restart"
+	case OpMonitor:
+		return "monitor"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// ResourceResult reports how a group or resource operation went.
+type ResourceResult struct {
+	Op ResourceOp
+	// Resource names the resource concerned: the one restarted or
+	// monitored, or the one that failed a group start or stop. It may be
+	// empty for a group operation.
+	Resource string
+	// Err is nil on success and says what failed otherwise.
+	Err error
+}
+
+// FenceResult reports a Fence action's outcome.
+type FenceResult struct {
+	// Node is the node the Fence action named.
+	Node string
+	// Off is true only when the fencing device confirmed the node is off.
+	Off bool
+	// Reason says why fencing failed, when it did.
+	Reason string
+}
+
+// AdminCommand is an operator's command, from haclient.
+type AdminCommand uint8
+
+// The admin commands.
+const (
+	// AdminStandby: give up the service to the peer by a planned handover.
+	AdminStandby AdminCommand = 1 + iota
+	// AdminTakeover: take the service from the peer by a planned handover.
+	AdminTakeover
+	// AdminFailover: move the service to the other node, whichever holds it.
+	AdminFailover
+	// AdminMaintenanceOn: stop acting on failures, on both nodes.
+	AdminMaintenanceOn
+	// AdminMaintenanceOff: act on failures again.
+	AdminMaintenanceOff
+	// AdminCleanup: clear the failure record of the resource named in
+	// AdminRequest.Resource, or of every resource when it is empty.
+	AdminCleanup
+)
+
+func (c AdminCommand) String() string {
+	switch c {
+	case AdminStandby:
+		return "standby"
+	case AdminTakeover:
+		return "takeover"
+	case AdminFailover:
+		return "failover"
+	case AdminMaintenanceOn:
+		return "maintenance on"
+	case AdminMaintenanceOff:
+		return "maintenance off"
+	case AdminCleanup:
+		return "cleanup"
+	}
+	return fmt.Sprintf("command(%d)", uint8(c))
+}
+
+// AdminRequest is an operator's command. Step answers every one with exactly
+// one AdminReply action.
+type AdminRequest struct {
+	Command AdminCommand
+	// Resource is the resource AdminCleanup clears.
+	Resource string
+}
+
+func (Tick) isEvent()           {}
+func (PeerAlive) isEvent()      {}
+func (PeerDead) isEvent()       {}
+func (PeerMessage) isEvent()    {}
+func (ResourceResult) isEvent() {}
+func (FenceResult) isEvent()    {}
+func (AdminRequest) isEvent()   {}
