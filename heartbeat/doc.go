@@ -66,6 +66,11 @@
 // a serial line that frames messages and a slot on the quorum disk fit it
 // as well.
 //
+// The serial medium (DialSerial) frames each message with a sync marker,
+// its length and a CRC32C, finds frames again after noise, a half frame
+// or a corrupted length, and paces its writes to the line rate: a frame
+// still waiting for the line is replaced by a newer one, never queued.
+//
 // # Liveness
 //
 // A Tracker is the pure judge: time comes in as arguments, never from the
