@@ -12,6 +12,7 @@ type Action interface {
 // Fence asks the fencer to power the peer off and confirm it, and to report
 // with a FenceResult. The Machine has at most one Fence outstanding.
 type Fence struct {
+	// Node is the peer's name.
 	Node string
 }
 
@@ -25,18 +26,21 @@ type StartGroup struct{}
 // kills whatever holds a resource (processes on a mount, smbd) before
 // stopping it: the Machine asks for that after a plain stop failed.
 type StopGroup struct {
+	// Force: kill what holds the resources first.
 	Force bool
 }
 
 // RestartResource asks the executor to restart one failed resource in place
 // and to report with a ResourceResult for OpRestart.
 type RestartResource struct {
+	// Name is the resource's name.
 	Name string
 }
 
 // Send asks the daemon to deliver Message to the peer, in a heartbeat
 // payload. Delivery may fail; the Machine repeats what matters.
 type Send struct {
+	// Message is what to send.
 	Message Message
 }
 
@@ -45,6 +49,7 @@ type Send struct {
 // the node must stop existing for the peer to take over safely. The Machine
 // does nothing more after it.
 type SelfFence struct {
+	// Reason says why, for the last log line.
 	Reason string
 }
 
@@ -58,6 +63,7 @@ const (
 	LevelError
 )
 
+// String returns "info", "warning" or "error".
 func (l Level) String() string {
 	switch l {
 	case LevelInfo:
@@ -73,23 +79,30 @@ func (l Level) String() string {
 // Notice is something worth a log line, such as "fencing beta failed:
 // timeout; retrying in 2s".
 type Notice struct {
+	// Level is the severity.
 	Level Level
-	Text  string
+	// Text is the message, a complete sentence without a final period.
+	Text string
 }
 
 // RoleChanged reports that this node's role changed, and why.
 type RoleChanged struct {
+	// From is the role before the change, To the role after it.
 	From, To Role
-	Reason   string
+	// Reason explains the new role, when there is more to say.
+	Reason string
 }
 
 // AdminReply answers an AdminRequest: Accepted when the command was taken up
 // (a planned move has begun, maintenance was set), and Text for the
 // operator either way.
 type AdminReply struct {
-	Command  AdminCommand
+	// Command is the command answered.
+	Command AdminCommand
+	// Accepted is true when the command was taken up.
 	Accepted bool
-	Text     string
+	// Text is the answer for the operator.
+	Text string
 }
 
 func (Fence) isAction()           {}

@@ -56,7 +56,7 @@ executor, the fencer and the admin API talk to it over channels:
 		return err
 	}
 	origin := time.Now()
-	ticker := time.NewTicker(cfg.ResendInterval / 2)
+	ticker := time.NewTicker(m.TickInterval())
 	defer ticker.Stop()
 	for {
 		var ev failover.Event

@@ -9,7 +9,7 @@ type Event interface {
 }
 
 // Tick only lets time pass: timers (initdead, fencing backoff, resends) fire
-// on it. Step the machine with a Tick at least every half ResendInterval.
+// on it. Step the machine with a Tick at least every TickInterval.
 type Tick struct{}
 
 // PeerAlive says the heartbeat layer hears the peer again (on any medium).
@@ -23,6 +23,7 @@ type PeerDead struct{}
 // PeerMessage carries a message from the peer, decoded by UnmarshalMessage
 // from an authenticated heartbeat payload.
 type PeerMessage struct {
+	// Message is the decoded message.
 	Message Message
 }
 
@@ -44,6 +45,7 @@ const (
 	OpMonitor
 )
 
+// String returns the operation's name: "start", "stop" and so on.
 func (o ResourceOp) String() string {
 	switch o {
 	case OpStart:
@@ -60,6 +62,7 @@ func (o ResourceOp) String() string {
 
 // ResourceResult reports how a group or resource operation went.
 type ResourceResult struct {
+	// Op is the operation reported on.
 	Op ResourceOp
 	// Resource names the resource concerned: the one restarted or
 	// monitored, or the one that failed a group start or stop. It may be
@@ -99,6 +102,7 @@ const (
 	AdminCleanup
 )
 
+// String returns the command as haclient spells it.
 func (c AdminCommand) String() string {
 	switch c {
 	case AdminStandby:
@@ -120,6 +124,7 @@ func (c AdminCommand) String() string {
 // AdminRequest is an operator's command. Step answers every one with exactly
 // one AdminReply action.
 type AdminRequest struct {
+	// Command is what the operator asked for.
 	Command AdminCommand
 	// Resource is the resource AdminCleanup clears.
 	Resource string

@@ -173,6 +173,12 @@ func (m *Machine) Step(now time.Duration, ev Event) []Action {
 	return out
 }
 
+// TickInterval is how often the daemon should step the Machine with a Tick:
+// half the resend interval in effect.
+func (m *Machine) TickInterval() time.Duration {
+	return m.cfg.ResendInterval / 2
+}
+
 // Status returns a snapshot of the Machine as of the last Step.
 func (m *Machine) Status() Status {
 	s := Status{

@@ -35,6 +35,7 @@ var typeNames = [...]string{
 	TypeRefusal:    "refusal",
 }
 
+// String returns the type's name: "report", "release" and so on.
 func (t MessageType) String() string {
 	if t >= TypeReport && t <= TypeRefusal {
 		return typeNames[t]
@@ -269,6 +270,7 @@ const (
 	RefusedUnfit
 )
 
+// String says the reason in words.
 func (r RefusalReason) String() string {
 	switch r {
 	case RefusedMaintenance:

@@ -182,7 +182,7 @@ func (w *world) describe(ev simEvent) string {
 	case evDeliver, evDrop, evDup:
 		p := w.net[ev.idx]
 		msg, _ := UnmarshalMessage(p.data)
-		s += fmt.Sprintf(" %s→%s %+v", simNames[p.from], simNames[p.to], msg)
+		s += fmt.Sprintf(" %s→%s %v %+v", simNames[p.from], simNames[p.to], msg.Type(), msg)
 	case evAdmin:
 		a := w.admin[ev.idx]
 		s += fmt.Sprintf(" %v %s", a.cmd, a.resource)

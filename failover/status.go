@@ -59,8 +59,9 @@ type Status struct {
 	// Incarnation is this run's incarnation; PeerIncarnation the newest of
 	// the peer's heard, zero before any.
 	Incarnation, PeerIncarnation uint64
-	// Role is this node's role, and Reason a short explanation of it.
-	Role   Role
+	// Role is this node's role.
+	Role Role
+	// Reason explains the role in a few words, when there is more to say.
 	Reason string
 	// PeerRole is the peer's role from its last report, RoleDead when the
 	// heartbeat layer reports it dead, RoleUnknown before any report.
@@ -98,6 +99,8 @@ type Fencing struct {
 
 // Failure is a resource's failure record on this node.
 type Failure struct {
+	// Resource names the resource; empty for a group start that failed
+	// without naming one.
 	Resource string
 	// Count is the number of failures recorded since the last cleanup.
 	Count int
