@@ -39,8 +39,8 @@ type fakeFS struct {
 }
 
 const (
-	devLoop0 = 7<<8 | 0
-	devLoop1 = 7<<8 | 1
+	devLoop0 = 7 << 8   // major 7 (loop), minor 0
+	devLoop1 = 7<<8 | 1 // major 7 (loop), minor 1
 )
 
 func newFakeFS() *fakeFS {
