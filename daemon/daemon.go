@@ -1,0 +1,480 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/failover"
+	"github.com/tandem-ha/tandem/fence"
+	"github.com/tandem-ha/tandem/heartbeat"
+	"github.com/tandem-ha/tandem/resources"
+)
+
+// Default paths, as the packages install them.
+const (
+	DefaultStateDir = "/var/lib/tandem"
+	DefaultRunDir   = "/run/tandem"
+)
+
+// Options are what a Daemon needs beside the configuration file.
+type Options struct {
+	// Node overrides the host name in finding the local node (--node).
+	Node string
+	// StateDir holds the generation counter; default DefaultStateDir.
+	StateDir string
+	// RunDir holds the admin socket and pid files; default DefaultRunDir.
+	RunDir string
+	// Logger receives the daemon's log; default slog.Default().
+	Logger *slog.Logger
+	// Notify, when set, is told the daemon's state as sd_notify lines
+	// ("READY=1", "STATUS=active", "STOPPING=1").
+	Notify func(state string)
+	// Fencer overrides the fencer built from the peer's fence agent.
+	Fencer fence.Fencer
+	// SelfFence overrides how the node takes itself down when its group
+	// cannot be stopped; the default reboots the machine at once.
+	SelfFence func(reason string)
+	// ShutdownTimeout bounds the handover at shutdown; zero means the sum of
+	// the resources' stop timeouts plus 10 s.
+	ShutdownTimeout time.Duration
+}
+
+// Daemon is one node's tandemd.
+type Daemon struct {
+	cfg         *config.Config
+	local, peer *config.Node
+	opts        Options
+	log         *slog.Logger
+
+	machine *failover.Machine
+	group   *resources.Group
+	fencer  fence.Fencer
+	key     []byte
+	gen     uint64
+	origin  time.Time
+
+	events chan any // results of work done off the loop: failover.Event or selfFenceEvent
+	admin  chan adminCall
+
+	mu    sync.Mutex // guards what status readers see
+	state snapshot
+	hb    *heartbeat.Node
+	media []heartbeat.Medium
+}
+
+// snapshot is the loop's account of itself for status readers.
+type snapshot struct {
+	machine     failover.Status
+	notices     []Notice
+	fences      []FenceRecord
+	lastMonitor time.Time
+}
+
+// Notice is a logged decision, kept for haclient status.
+type Notice struct {
+	At    time.Time
+	Level string
+	Text  string
+}
+
+// FenceRecord is one fencing attempt.
+type FenceRecord struct {
+	Target   string
+	At       time.Time
+	Duration time.Duration
+	OK       bool
+	Error    string
+	// Result summarises what the fencer did.
+	Result string
+}
+
+type adminCall struct {
+	req   failover.AdminRequest
+	reply chan failover.AdminReply
+}
+
+const maxNotices = 50
+
+// New prepares a daemon: it finds the local node, builds the group and
+// the fencer, and bumps the generation counter. It changes nothing else.
+func New(cfg *config.Config, opts Options) (*Daemon, error) {
+	if opts.StateDir == "" {
+		opts.StateDir = DefaultStateDir
+	}
+	if opts.RunDir == "" {
+		opts.RunDir = DefaultRunDir
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	local, err := cfg.LocalNode(opts.Node)
+	if err != nil {
+		return nil, err
+	}
+	peer, err := cfg.Peer(local.Name)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg: cfg, local: local, peer: peer, opts: opts,
+		log:    opts.Logger.With("node", local.Name),
+		events: make(chan any, 16),
+		admin:  make(chan adminCall),
+	}
+	if d.key, err = readKey(cfg.Cluster.AuthKeyFile); err != nil {
+		return nil, err
+	}
+	if d.group, err = buildGroup(cfg, filepath.Join(opts.RunDir, "resources"), d.log); err != nil {
+		return nil, err
+	}
+	d.fencer = opts.Fencer
+	if d.fencer == nil && !cfg.Cluster.UnsafeNoFencing {
+		if d.fencer, err = peerFencer(peer); err != nil {
+			return nil, err
+		}
+	}
+	if d.gen, err = heartbeat.BumpGeneration(opts.StateDir); err != nil {
+		return nil, err
+	}
+	d.machine, err = failover.New(failover.Config{
+		Node: local.Name, Peer: peer.Name, Incarnation: d.gen,
+		PreferredNode: cfg.Cluster.PreferredNode, AutoFailback: cfg.Cluster.AutoFailback,
+		InitDead: cfg.Cluster.Initdead, ResendInterval: resendInterval(cfg),
+		RestartLimit:    restartLimit(cfg),
+		UnsafeNoFencing: cfg.Cluster.UnsafeNoFencing,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Node is the local node's name.
+func (d *Daemon) Node() string { return d.local.Name }
+
+// now is the machine's clock: monotonic time since Run began.
+func (d *Daemon) now() time.Duration { return time.Since(d.origin) }
+
+// Run runs the node until ctx is done, then hands the service over (or
+// stops it) and returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.origin = time.Now()
+	if d.cfg.Cluster.UnsafeNoFencing {
+		d.log.Warn("unsafe_no_fencing is set: the peer is never fenced and shared disks are not protected")
+	}
+	media, err := buildMedia(d.cfg, d.local, d.peer, d.opts.Logger)
+	if err != nil {
+		return err
+	}
+	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHB()
+	hb, err := heartbeat.Start(hbCtx, heartbeat.NodeConfig{
+		Cluster: d.cfg.Cluster.Name, Name: d.local.Name, Peers: []string{d.peer.Name},
+		Key: d.key, Generation: d.gen, Media: media, Logger: d.opts.Logger,
+		Timing: heartbeat.Timing{
+			Keepalive: d.cfg.Cluster.Keepalive, Warntime: d.cfg.Cluster.Warntime,
+			Deadtime: d.cfg.Cluster.Deadtime, Initdead: d.cfg.Cluster.Initdead,
+		},
+	})
+	if err != nil {
+		for _, m := range media {
+			m.Close()
+		}
+		return err
+	}
+	d.mu.Lock()
+	d.hb, d.media = hb, media
+	d.mu.Unlock()
+	defer hb.Close()
+
+	exec := newExecutor(d.group, d.events, d.log)
+	defer exec.close()
+	l := &loop{d: d, hb: hb, exec: exec, monitorEvery: monitorInterval(d.cfg)}
+	d.notify("READY=1")
+	err = l.run(ctx)
+	d.notify("STOPPING=1")
+	return err
+}
+
+func (d *Daemon) notify(state string) {
+	if d.opts.Notify != nil {
+		d.opts.Notify(state)
+	}
+}
+
+// loop is the state the event loop keeps besides the machine.
+type loop struct {
+	d    *Daemon
+	hb   *heartbeat.Node
+	exec *executor
+
+	monitorEvery time.Duration
+	nextMonitor  time.Time
+	pendingAdmin []adminCall
+	fenceCancel  context.CancelFunc
+	shutdown     bool
+	shutdownBy   time.Time
+	stoppedByUs  bool
+	selfFenced   bool
+}
+
+func (l *loop) run(ctx context.Context) error {
+	d := l.d
+	tick := time.NewTicker(tickInterval(d.machine.TickInterval(), d.cfg))
+	defer tick.Stop()
+	l.step(failover.Tick{})
+	// done is ctx's channel until the shutdown begins, then nil: the
+	// handover runs on events like any other work.
+	done := ctx.Done()
+	for {
+		var ev failover.Event
+		select {
+		case <-done:
+			done = nil
+			l.beginShutdown()
+		case hev, ok := <-l.hb.Events():
+			if !ok {
+				return errors.New("daemon: heartbeat stopped")
+			}
+			ev = l.peerEvent(hev)
+		case in := <-d.events:
+			switch in := in.(type) {
+			case failover.Event:
+				ev = in
+			case selfFenceEvent:
+				l.selfFence(in.reason)
+			}
+		case call := <-d.admin:
+			l.pendingAdmin = append(l.pendingAdmin, call)
+			ev = call.req
+		case <-tick.C:
+			ev = failover.Tick{}
+			l.maybeMonitor()
+		}
+		if ev != nil {
+			l.step(ev)
+		}
+		if l.shutdown && l.doneShuttingDown() {
+			return nil
+		}
+	}
+}
+
+// peerEvent turns what the heartbeat layer reports into the machine's
+// events. Media going up and down and late heartbeats are the heartbeat
+// layer's to log; the machine only cares whether the peer lives.
+func (l *loop) peerEvent(ev heartbeat.Event) failover.Event {
+	switch ev.Kind {
+	case heartbeat.EventPeerAlive:
+		return failover.PeerAlive{}
+	case heartbeat.EventPeerDead:
+		return failover.PeerDead{}
+	case heartbeat.EventReceived:
+		if ev.Message == nil || ev.Message.Type != msgType {
+			return nil
+		}
+		m, err := failover.UnmarshalMessage(ev.Message.Payload)
+		if err != nil {
+			// Authenticated but undecodable: a newer or broken peer.
+			l.d.log.Warn("undecodable message from peer", "err", err)
+			return nil
+		}
+		return failover.PeerMessage{Message: m}
+	}
+	return nil
+}
+
+// msgType carries the decision core's messages in heartbeat payloads.
+const msgType = heartbeat.TypeAppFirst
+
+func (l *loop) step(ev failover.Event) {
+	d := l.d
+	actions := d.machine.Step(d.now(), ev)
+	for _, a := range actions {
+		l.carryOut(a)
+	}
+	st := d.machine.Status()
+	d.mu.Lock()
+	prev := d.state.machine.Role
+	d.state.machine = st
+	d.mu.Unlock()
+	if st.Role != prev {
+		d.notify("STATUS=" + st.Role.String() + ": " + st.Reason)
+	}
+}
+
+func (l *loop) carryOut(a failover.Action) {
+	d := l.d
+	switch a := a.(type) {
+	case failover.Fence:
+		l.fence(a.Node)
+	case failover.StartGroup:
+		l.exec.submit(job{op: failover.OpStart})
+	case failover.StopGroup:
+		l.exec.submit(job{op: failover.OpStop, force: a.Force})
+	case failover.RestartResource:
+		l.exec.submit(job{op: failover.OpRestart, resource: a.Name})
+	case failover.Send:
+		payload, err := a.Message.MarshalBinary()
+		if err == nil {
+			err = l.hb.Send(msgType, payload)
+		}
+		if err != nil {
+			d.log.Warn("sending to peer", "message", a.Message.Type(), "err", err)
+		}
+	case failover.SelfFence:
+		l.selfFence(a.Reason)
+	case failover.Notice:
+		d.record(Notice{At: time.Now(), Level: a.Level.String(), Text: a.Text})
+		switch a.Level {
+		case failover.LevelError:
+			d.log.Error(a.Text)
+		case failover.LevelWarning:
+			d.log.Warn(a.Text)
+		default:
+			d.log.Info(a.Text)
+		}
+	case failover.RoleChanged:
+		d.log.Info("role changed", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
+	case failover.AdminReply:
+		for i, call := range l.pendingAdmin {
+			if call.req.Command == a.Command {
+				if call.reply != nil {
+					call.reply <- a
+				} else if l.shutdown && !a.Accepted {
+					// Nobody to hand over to: stop the group now.
+					d.log.Info("shutting down without a handover", "reason", a.Text)
+					l.shutdownBy = time.Now()
+				}
+				l.pendingAdmin = append(l.pendingAdmin[:i], l.pendingAdmin[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// fence runs the fencer off the loop and reports back as a FenceResult.
+func (l *loop) fence(node string) {
+	d := l.d
+	if d.fencer == nil {
+		d.events <- failover.FenceResult{Node: node, Reason: "no fence agent configured"}
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.fenceCancel = cancel
+	go func() {
+		start := time.Now()
+		result, err := d.fencer.Fence(ctx)
+		rec := FenceRecord{Target: node, At: start, Duration: time.Since(start), OK: err == nil, Result: result.String()}
+		res := failover.FenceResult{Node: node, Off: err == nil}
+		if err != nil {
+			rec.Error, res.Reason = err.Error(), err.Error()
+		}
+		d.mu.Lock()
+		d.state.fences = append(d.state.fences, rec)
+		if len(d.state.fences) > maxNotices {
+			d.state.fences = d.state.fences[1:]
+		}
+		d.mu.Unlock()
+		select {
+		case d.events <- res:
+		case <-ctx.Done(): // the daemon is shutting down; nobody waits
+		}
+	}()
+}
+
+// maybeMonitor checks the running group when it is due and nothing else is
+// being done to it.
+func (l *loop) maybeMonitor() {
+	st := l.d.machine.Status()
+	now := time.Now()
+	// In maintenance mode the checks go on; the machine records what they
+	// find and acts on nothing.
+	if st.Role != failover.RoleActive || now.Before(l.nextMonitor) || l.exec.busy() {
+		return
+	}
+	l.nextMonitor = now.Add(l.monitorEvery)
+	l.exec.submit(job{op: failover.OpMonitor})
+	l.d.mu.Lock()
+	l.d.state.lastMonitor = now
+	l.d.mu.Unlock()
+}
+
+// beginShutdown asks the machine to hand the service to the peer.
+func (l *loop) beginShutdown() {
+	d := l.d
+	l.shutdown = true
+	timeout := d.opts.ShutdownTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+		for _, r := range d.cfg.Resources {
+			timeout += r.StopTimeout
+		}
+	}
+	l.shutdownBy = time.Now().Add(timeout)
+	d.notify("STOPPING=1")
+	d.log.Info("shutting down: handing the service over", "timeout", timeout)
+	if l.fenceCancel != nil {
+		l.fenceCancel()
+	}
+	l.pendingAdmin = append(l.pendingAdmin, adminCall{req: failover.AdminRequest{Command: failover.AdminStandby}})
+	l.step(failover.AdminRequest{Command: failover.AdminStandby})
+}
+
+// doneShuttingDown says whether the node may exit: it holds nothing (or the
+// handover ran out of time, and what it held was stopped).
+func (l *loop) doneShuttingDown() bool {
+	d := l.d
+	st := d.machine.Status()
+	holding := st.Role == failover.RoleActive || st.Role == failover.RoleStarting ||
+		st.Role == failover.RoleStopping || st.Role == failover.RoleFailed
+	if !holding && !l.exec.busy() {
+		return true
+	}
+	if time.Now().Before(l.shutdownBy) && !l.selfFenced {
+		return false
+	}
+	if l.stoppedByUs {
+		return !l.exec.busy()
+	}
+	// The handover did not finish in time: stop the group without the
+	// peer. Whatever the peer does next, it fences or finds us gone.
+	d.log.Warn("handover at shutdown timed out; stopping the group")
+	l.stoppedByUs = true
+	ctx := context.Background()
+	if err := d.group.Stop(ctx); err != nil {
+		d.log.Error("stopping the group at shutdown", "err", err)
+		if err := d.group.ForceStop(ctx); err != nil {
+			l.selfFence("the group could not be stopped at shutdown: " + err.Error())
+		}
+	}
+	return true
+}
+
+// selfFence takes the node down: the group holds something it cannot let
+// go of, and the peer can take over only once this node is gone.
+func (l *loop) selfFence(reason string) {
+	d := l.d
+	d.record(Notice{At: time.Now(), Level: "error", Text: "fencing myself: " + reason})
+	d.log.Error("fencing myself", "reason", reason)
+	l.selfFenced = true
+	if d.opts.SelfFence != nil {
+		d.opts.SelfFence(reason)
+		return
+	}
+	rebootNow()
+}
+
+func (d *Daemon) record(n Notice) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.state.notices = append(d.state.notices, n)
+	if len(d.state.notices) > maxNotices {
+		d.state.notices = d.state.notices[1:]
+	}
+}
