@@ -9,14 +9,14 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the tests and the lab use: real smbd and smbclient, iproute2
 # and util-linux for namespaces, e2fsprogs for the data volume.
 DEB_PACKAGES := samba smbclient iproute2 util-linux e2fsprogs iputils-ping \
-                libxml2-utils procps
+                libxml2-utils procps fence-agents
 
 # In CI a lab test that cannot run fails instead of skipping.
 ifneq ($(CI),)
 export TANDEM_LAB_REQUIRED := 1
 endif
 
-.PHONY: all deps build test lint bench demo clean
+.PHONY: all deps build test lint bench fuzz demo clean
 
 all: build
 
@@ -49,10 +49,23 @@ lint:
 	@test -x $(BIN)/staticcheck || GOBIN=$(BIN) $(GO) install $(STATICCHECK)
 	$(BIN)/staticcheck ./...
 
-# Benchmarks print medians; lab benchmarks run a fixed number of rounds.
+# Benchmarks print medians (the -ms metrics); lab benchmarks run a fixed
+# number of rounds: lab build-up and tear-down, failover outages.
+LAB_BENCH := ./testenv/ ./daemon/
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 7x ./testenv/
-	$(GO) test -run '^$$' -bench . $$($(GO) list ./... | grep -v /testenv)
+	$(GO) test -run '^$$' -bench . -benchtime 7x -timeout 30m $(LAB_BENCH)
+	$(GO) test -run '^$$' -bench . $$($(GO) list ./... | grep -v -e /testenv -e /daemon)
+
+# Every fuzz test in the tree, each for FUZZTIME. Their seed corpora
+# (testdata/fuzz) also run as ordinary tests in make test.
+FUZZTIME ?= 20s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz: $$pkg $$f for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 demo: deps build
 	$(BIN)/tandem-lab demo

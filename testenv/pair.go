@@ -21,6 +21,13 @@ type PairConfig struct {
 	RestartLimit int
 	// ExtraCluster is appended to the [cluster] table as it is.
 	ExtraCluster string
+	// Serial adds the serial cable as a heartbeat medium.
+	Serial bool
+	// Disk adds the quorum partition as a heartbeat medium, written every
+	// DiskInterval (zero means the default, 200 ms). It must be
+	// initialised (haclient disk init) before the daemons start.
+	Disk         bool
+	DiskInterval time.Duration
 }
 
 // AuthKey is the shared key the lab's pair signs heartbeats with.
@@ -57,8 +64,20 @@ func (l *Lab) TandemConfig(c PairConfig) string {
 	for _, n := range []string{"a", "b"} {
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\nfence = { agent = %q, plug = %q }\n",
 			n, l.Node(n).HeartbeatAddr.Addr().String(), l.FenceAgent(), n)
+		if c.Serial {
+			fmt.Fprintf(&b, "serial = %q\n", l.SerialDevice())
+		}
 	}
 	fmt.Fprintf(&b, "\n[heartbeat.udp]\nport = 694\n")
+	if c.Serial {
+		fmt.Fprintf(&b, "\n[heartbeat.serial]\nbaud = %d\n", l.Baud())
+	}
+	if c.Disk {
+		fmt.Fprintf(&b, "\n[heartbeat.disk]\ndevice = %q\n", l.QuorumDevice())
+		if c.DiskInterval != 0 {
+			fmt.Fprintf(&b, "interval = %q\n", c.DiskInterval.String())
+		}
+	}
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"data\"\ntype = \"filesystem\"\ndevice = %q\nmountpoint = %q\nstop_timeout = \"10s\"\n",
 		l.DataDevice(), l.Mountpoint())
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"vip\"\ntype = \"floatip\"\naddress = %q\n", FloatIP.String())

@@ -9,7 +9,7 @@
 //	tandem-lab fault [--name NAME] HOST freeze|thaw|fail-disk|restore-disk
 //	tandem-lab power [--name NAME] HOST on|off|reboot|status
 //	tandem-lab down [--name NAME | --all]  tear it down, or sweep what a crashed run left
-//	tandem-lab demo                        build a lab, serve a share from node a, read it from the client
+//	tandem-lab demo [--bin DIR]            run a tandem pair in a lab, power the active node off, watch the takeover
 //
 // HOST is a, b or client. NAME defaults to tdldemo. Needs root.
 package main
@@ -47,7 +47,7 @@ func usage(w io.Writer) {
   tandem-lab fault [--name NAME] HOST freeze|thaw|fail-disk|restore-disk
   tandem-lab power [--name NAME] HOST on|off|reboot|status
   tandem-lab down [--name NAME | --all]
-  tandem-lab demo
+  tandem-lab demo [--bin DIR]
 HOST is a, b or client; NAME defaults to `+defaultName+`.
 `)
 }
@@ -63,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", defaultName, "the lab's name (starts with "+testenv.Prefix+")")
 	asJSON := fs.Bool("json", false, "status: print JSON")
 	all := fs.Bool("all", false, "down: sweep every lab's leftovers")
+	bin := fs.String("bin", "", "demo: directory holding tandemd and haclient (default: beside tandem-lab)")
 	if cmd == "help" || cmd == "-h" || cmd == "--help" {
 		usage(stdout)
 		return 0
@@ -95,7 +96,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		err = down(*name, stdout)
 	case "demo":
-		err = demo(stdout)
+		if *bin == "" {
+			exe, _ := os.Executable()
+			*bin = filepath.Dir(exe)
+		}
+		err = demo(stdout, *bin)
 	default:
 		fmt.Fprintf(stderr, "tandem-lab: unknown command %q\n", cmd)
 		usage(stderr)

@@ -151,3 +151,30 @@ func killServer(t *testing.T, name string) {
 	}
 	t.Fatalf("no server process for lab %s", name)
 }
+
+// TestDemo runs the demo as make demo does, with freshly built binaries.
+func TestDemo(t *testing.T) {
+	testenv.Require(t)
+	testenv.RequireCommands(t, "smbd", "samba", "smbclient", "smbclient")
+	dir := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/tandem-ha/tandem/cmd/tandemd",
+		"github.com/tandem-ha/tandem/cmd/haclient", "github.com/tandem-ha/tandem/cmd/tandem-lab").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err = exec.Command(filepath.Join(dir, "tandem-lab"), "demo").CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"client read //198.18.0.50/share/hello.txt",
+		"fenced: confirmed off",
+		"client read again",
+		"standby (local)",
+		"nothing left behind",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out)
+		}
+	}
+}
