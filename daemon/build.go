@@ -157,9 +157,9 @@ func resendInterval(cfg *config.Config) time.Duration {
 }
 
 // tickInterval is how often the loop lets time pass in the decision core
-// and checks whether a monitor is due: as often as the core asks, and often
-// enough for the monitors' timing, but not more often than every keepalive
-// (or 100 ms) when the core and the monitors allow it.
+// and checks whether a monitor is due: as often as the core asks, and
+// often enough for the monitors' timing. Everything else reaches the loop
+// as an event the moment it happens.
 func tickInterval(core time.Duration, cfg *config.Config) time.Duration {
-	return min(core, max(cfg.Cluster.Keepalive, 100*time.Millisecond), monitorInterval(cfg)/2)
+	return min(core, monitorInterval(cfg)/2)
 }

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -298,4 +299,55 @@ func TestForgedAndReplayedPacketsAreCounted(t *testing.T) {
 	if active := p.waitActive(5 * time.Second); active == "" {
 		t.Fatal("no active node after the bad packets")
 	}
+}
+
+func TestSystemdNotify(t *testing.T) {
+	p := newPair(t, pairOptions{})
+	sock := filepath.Join(p.lab.Node("a").Dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	// wait collects notifications until one contains want.
+	wait := func(want string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case msg, ok := <-got:
+				if !ok {
+					t.Fatalf("notify socket closed before %q", want)
+				}
+				if strings.Contains(msg, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q from tandemd within 30 s", want)
+			}
+		}
+	}
+	p.start("a", "NOTIFY_SOCKET="+sock)
+	p.start("b")
+	wait("READY=1")
+	active := p.waitActive(30 * time.Second)
+	if active == "a" {
+		wait("STATUS=active")
+	} else {
+		wait("STATUS=standby")
+	}
+	p.stop("a")
+	wait("STOPPING=1")
 }

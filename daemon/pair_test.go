@@ -130,8 +130,9 @@ func (p *pair) writeConfig(node, cfg string) {
 
 func (p *pair) logPath(node string) string { return filepath.Join(p.lab.Node(node).Dir, "tandemd.log") }
 
-// start runs tandemd in the node, as its init system would.
-func (p *pair) start(node string) {
+// start runs tandemd in the node, as its init system would, with env
+// added to its environment.
+func (p *pair) start(node string, env ...string) {
 	p.t.Helper()
 	logf, err := os.OpenFile(p.logPath(node), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -140,6 +141,7 @@ func (p *pair) start(node string) {
 	defer logf.Close()
 	cmd := p.lab.Node(node).Command(p.bin+"/tandemd", "--config", "/etc/tandem/tandem.toml", "--node", node, "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(cmd.Env, env...)
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
