@@ -69,7 +69,7 @@ func init() {
 		{"resources", "[--json]", "list the resources with state and node", runResources},
 		{"cleanup", "NAME", "clear a failed resource's record", runCleanup},
 		{"fence", "NODE [--self]", "fence a node now (the local one only with --self)", runFence},
-		{"disk", "init|dump DEVICE", "init [--force] [--config FILE]: write a fresh quorum partition for the configured pair; dump [--json]: show its every sector", runDisk},
+		{"disk", "init|dump|clear DEVICE [NODE]", "init [--force] [--config FILE]: write a fresh quorum partition for the configured pair; dump [--json]: show its every sector; clear DEVICE NODE: remove the fence message left for NODE", runDisk},
 		{"config", "check [FILE]", "check a configuration and its smb.conf files (default " + config.DefaultPath + ")", runConfig},
 		{"completion", "bash", "print the shell completion script", runCompletion},
 		{"help", "[COMMAND]", "show this help, or a command's", runHelp},
@@ -174,8 +174,12 @@ func (a *app) usage(w io.Writer, cmd *command) {
 		return
 	}
 	fmt.Fprintf(w, "usage: haclient [--socket PATH] COMMAND [ARGS]\n\nhaclient controls the local tandemd, the failover manager of an SMB file server pair.\n\n")
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-26s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+		width = max(width, len(strings.TrimSpace(c.name+" "+c.args)))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
 	fmt.Fprintf(w, "\n--socket PATH  tandemd's socket (default %s), accepted by every command\n", admin.DefaultSocket)
 	fmt.Fprintf(w, "\nExit status: 0 done, 1 the operation failed, 2 bad usage, 3 tandemd unreachable.\n")

@@ -35,13 +35,13 @@ _haclient() {
     fence) words="--self --socket" ;;
     disk)
         if [[ -z $sub ]]; then
-            words="init dump"
+            words="init dump clear"
         elif [[ $prev == --config || $prev == -config || $cur != -* ]]; then
             COMPREPLY=($(compgen -f -- "$cur"))
             return
         elif [[ $sub == init ]]; then
             words="--force --config"
-        else
+        elif [[ $sub == dump ]]; then
             words="--json"
         fi
         ;;

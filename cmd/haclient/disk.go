@@ -19,12 +19,25 @@ func runDisk(_ context.Context, a *app, cmd *command, args []string) error {
 	force := fs.Bool("force", false, "init: overwrite a filesystem, a partition table or another cluster's header")
 	asJSON := fs.Bool("json", false, "dump: print the dump as JSON")
 	configPath := fs.String("config", a.configPath, "init: the configuration naming the cluster, its nodes and timings")
-	ops, err := parse(cmd, fs, args, 2, 2)
+	ops, err := parse(cmd, fs, args, 2, 3)
 	if err != nil {
 		return err
 	}
 	if ops[1] == "" {
 		return usagef(cmd, "argument DEVICE: empty path")
+	}
+	switch ops[0] {
+	case "init", "dump":
+		if len(ops) > 2 {
+			return usagef(cmd, "unexpected argument %q", ops[2])
+		}
+	case "clear":
+		if len(ops) < 3 {
+			return usagef(cmd, "missing argument: clear wants DEVICE NODE")
+		}
+		if ops[2] == "" {
+			return usagef(cmd, "argument NODE: empty node name")
+		}
 	}
 	switch ops[0] {
 	case "init":
@@ -37,8 +50,51 @@ func runDisk(_ context.Context, a *app, cmd *command, args []string) error {
 			return usagef(cmd, "--force goes with init, not dump")
 		}
 		return a.diskDump(ops[1], *asJSON)
+	case "clear":
+		switch {
+		case *force:
+			return usagef(cmd, "--force goes with init, not clear")
+		case *asJSON:
+			return usagef(cmd, "--json goes with dump, not clear")
+		}
+		return a.diskClear(ops[1], ops[2])
 	}
-	return usagef(cmd, "argument %q: want init or dump", ops[0])
+	return usagef(cmd, "argument %q: want init, dump or clear", ops[0])
+}
+
+// diskClear empties NODE's mailbox on device, so that a node that found
+// a fence message there at start may run its resources again, and says
+// what it removed.
+func (a *app) diskClear(device, node string) error {
+	d, err := quorum.Open(device, quorum.Options{})
+	if err != nil {
+		return fmt.Errorf("disk clear: %w", err)
+	}
+	defer d.Close()
+	h := d.Header()
+	i, ok := h.SlotOf(node)
+	if !ok {
+		return fmt.Errorf("disk clear: %s: no node %q: the quorum header names %s", device, node, strings.Join(h.Nodes, ", "))
+	}
+	c, err := d.ClearMailbox(node)
+	if err != nil {
+		return fmt.Errorf("disk clear: %w", err)
+	}
+	w := a.stdout
+	where := fmt.Sprintf("disk clear: %s: mailbox of %s (sector %d)", device, node, quorum.MailboxSector(i))
+	switch {
+	case c.Unreadable != nil:
+		fmt.Fprintf(w, "%s: overwrote an unreadable sector with an empty mailbox\n  it held: %v\n", where, c.Unreadable)
+	case c.Previous.Kind == quorum.MsgNone:
+		fmt.Fprintf(w, "%s: already empty\n", where)
+	default:
+		ack := "not acknowledged by " + node
+		if c.Acknowledged {
+			ack = "acknowledged by " + node
+		}
+		fmt.Fprintf(w, "%s: cleared %v #%d from %s (%s)\n", where, c.Previous.Kind, c.Previous.Sequence, c.Previous.From, ack)
+	}
+	return nil
 }
 
 // diskInit writes a fresh quorum layout for the cluster of the

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -198,7 +199,14 @@ func TestDiskUsage(t *testing.T) {
 	}{
 		{[]string{"disk"}, exitUsage, "missing argument"},
 		{[]string{"disk", "init"}, exitUsage, "missing argument"},
-		{[]string{"disk", "format", img}, exitUsage, `argument "format": want init or dump`},
+		{[]string{"disk", "format", img}, exitUsage, `argument "format": want init, dump or clear`},
+		{[]string{"disk", "clear", img}, exitUsage, "missing argument: clear wants DEVICE NODE"},
+		{[]string{"disk", "clear", img, ""}, exitUsage, "argument NODE: empty node name"},
+		{[]string{"disk", "clear", img, "beta", "--force"}, exitUsage, "--force goes with init, not clear"},
+		{[]string{"disk", "clear", img, "beta", "--json"}, exitUsage, "--json goes with dump, not clear"},
+		{[]string{"disk", "clear", img, "beta", "gamma"}, exitUsage, `unexpected argument "gamma"`},
+		{[]string{"disk", "init", img, "beta"}, exitUsage, `unexpected argument "beta"`},
+		{[]string{"disk", "clear", filepath.Join(t.TempDir(), "none"), "beta"}, exitFailed, "disk clear: quorum: "},
 		{[]string{"disk", "dump", img, "--force"}, exitUsage, "--force goes with init"},
 		{[]string{"disk", "init", img, "--json", "--config", conf}, exitUsage, "--json goes with dump"},
 		{[]string{"disk", "dump", img, "extra"}, exitUsage, `unexpected argument "extra"`},
@@ -211,7 +219,106 @@ func TestDiskUsage(t *testing.T) {
 		}
 	}
 	code, out, _ := cli(t, nil, "help", "disk")
-	if code != exitOK || !strings.Contains(out, "usage: haclient [--socket PATH] disk init|dump DEVICE") {
+	if code != exitOK || !strings.Contains(out, "usage: haclient [--socket PATH] disk init|dump|clear DEVICE [NODE]") {
 		t.Errorf("help disk: %d %q", code, out)
+	}
+}
+
+func TestDiskClear(t *testing.T) {
+	_, conf, img := diskSetup(t)
+	if code, _, errs := cli(t, nil, "disk", "init", img, "--config", conf); code != exitOK {
+		t.Fatalf("init: %s", errs)
+	}
+	d, err := quorum.Open(img, quorum.Options{Cluster: "filer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pill := quorum.Message{Kind: quorum.MsgReset, From: "alpha", To: "beta", Sequence: 7}
+	if err := d.WriteMessage(pill); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Acknowledge(pill); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errs := cli(t, nil, "disk", "clear", img, "beta")
+	want := "disk clear: " + img + ": mailbox of beta (sector 4): cleared reset #7 from alpha (acknowledged by beta)\n"
+	if code != exitOK || errs != "" || out != want {
+		t.Fatalf("clear: exit %d, stderr %q, stdout %q, want %q", code, errs, out, want)
+	}
+	if m, err := d.ReadMessage("beta"); err != nil || m.Kind != quorum.MsgNone || m.Sequence != 7 {
+		t.Errorf("beta's mailbox after clear: %+v, %v", m, err)
+	}
+	code, out, _ = cli(t, nil, "disk", "clear", "--", img, "beta")
+	if code != exitOK || out != "disk clear: "+img+": mailbox of beta (sector 4): already empty\n" {
+		t.Errorf("clear of an empty mailbox: exit %d, %q", code, out)
+	}
+
+	// A message the node never acknowledged says so.
+	if err := d.WriteMessage(quorum.Message{Kind: quorum.MsgOff, From: "beta", To: "alpha", Sequence: 2}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = cli(t, nil, "disk", "clear", img, "alpha")
+	if code != exitOK || !strings.HasSuffix(out, ": mailbox of alpha (sector 2): cleared off #2 from beta (not acknowledged by alpha)\n") {
+		t.Errorf("clear of an unacknowledged message: exit %d, %q", code, out)
+	}
+
+	// An unreadable mailbox is overwritten, and what was wrong is shown.
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte{0x01}, 4*4096+100)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = cli(t, nil, "disk", "clear", img, "beta")
+	if code != exitOK || !strings.Contains(out, ": mailbox of beta (sector 4): overwrote an unreadable sector with an empty mailbox\n") ||
+		!strings.Contains(out, "it held: quorum: "+img+": sector 4 (mailbox of beta): read: field crc32c at byte 4092: checksum mismatch") {
+		t.Errorf("clear of a corrupt mailbox: exit %d:\n%s", code, out)
+	}
+	if m, err := d.ReadMessage("beta"); err != nil || m.Kind != quorum.MsgNone {
+		t.Errorf("beta's mailbox after clearing a corrupt one: %+v, %v", m, err)
+	}
+	code, out, _ = cli(t, nil, "disk", "dump", img)
+	if code != exitOK || !regexp.MustCompile(`(?m)^1\s+beta\s+4\s+none\s+-\s+7$`).MatchString(out) {
+		t.Errorf("dump after clear: exit %d:\n%s", code, out)
+	}
+
+	code, out, errs = cli(t, nil, "disk", "clear", img, "gamma")
+	if code != exitFailed || out != "" || errs != "haclient: disk clear: "+img+": no node \"gamma\": the quorum header names alpha, beta\n" {
+		t.Errorf("clear for an unknown node: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, _ = cli(t, nil, "help", "disk")
+	if code != exitOK || !strings.Contains(out, "disk init|dump|clear DEVICE [NODE]") || !strings.Contains(out, "clear DEVICE NODE: remove the fence message left for NODE") {
+		t.Errorf("help disk: %d %q", code, out)
+	}
+}
+
+func TestDiskCompletion(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash not installed")
+	}
+	for _, tc := range []struct {
+		words string
+		want  string
+	}{
+		{"haclient disk ''", "init dump clear"},
+		{"haclient disk c", "clear"},
+		{"haclient disk init /dev/sdb1 --", "--force --config"},
+		{"haclient disk dump /dev/sdb1 --", "--json"},
+		{"haclient disk clear /dev/sdb1 beta --", "--socket"},
+	} {
+		prog := bashCompletion + "\nCOMP_WORDS=(" + tc.words + ")\nCOMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n_haclient\necho \"${COMPREPLY[*]}\"\n"
+		out, err := exec.Command(bash, "--norc", "--noprofile", "-c", prog).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.words, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != tc.want {
+			t.Errorf("%s: have %q, want %q", tc.words, got, tc.want)
+		}
 	}
 }

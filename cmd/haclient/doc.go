@@ -31,6 +31,12 @@
 //	                      node's status slot (counter, role, the heartbeat
 //	                      it holds, unverified) and mailbox; a bad sector is
 //	                      shown in its place, and the exit status is 1
+//	disk clear DEVICE NODE
+//	                      remove the fence message (poison pill) left in
+//	                      NODE's mailbox, also when the sector is
+//	                      unreadable; a node that finds a message for
+//	                      itself at start runs no resources until it is
+//	                      cleared; needs no daemon
 //	config check [FILE]   check a configuration (default /etc/tandem/tandem.toml)
 //	                      and, with testparm, the smb.conf of each smb
 //	                      resource; needs no daemon
