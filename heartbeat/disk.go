@@ -27,9 +27,11 @@ type DiskConfig struct {
 	// Local and Peer are this node's and the peer's names, as the quorum
 	// header's node table has them.
 	Local, Peer string
-	// Interval is the least time between two writes of this node's slot
-	// and the time between two reads of the peer's; the header's interval
-	// when zero.
+	// Interval is the time between two cycles of the medium, each of which
+	// writes this node's slot (when a message waits) and then reads the
+	// peer's; the header's interval when zero. A Send that comes less than
+	// a tenth of the interval before a cycle is due brings the cycle
+	// forward to share its wake-up.
 	Interval time.Duration
 	// IOTimeout bounds each read and write; quorum.DefaultTimeout when 0.
 	IOTimeout time.Duration
@@ -58,12 +60,13 @@ type DiskStats struct {
 }
 
 // Disk is the heartbeat medium over the quorum partition. Each node owns
-// one status slot: Send stores the latest message there and bumps the
-// slot's counter, at most once per interval, from a writer goroutine the
-// medium owns; Receive polls the peer's slot every interval and returns
-// the peer's message when its counter moved. A peer whose counter stops
-// moving falls silent on this medium; how long that may last is the
-// Node's judgement, on its own monotonic clock. No clock crosses the disk.
+// one status slot. Send stores the latest message; once per interval a
+// goroutine the medium owns writes it into this node's slot, bumping the
+// slot's counter, and then reads the peer's slot, so one wake-up does
+// both. Receive returns the peer's message when its counter moved. A peer
+// whose counter stops moving falls silent on this medium; how long that
+// may last is the Node's judgement, on its own monotonic clock. No clock
+// crosses the disk.
 type Disk struct {
 	name        string
 	disk        *quorum.Disk
@@ -76,7 +79,8 @@ type Disk struct {
 	writeSlot func(i int, s *quorum.Slot) error
 	readSlot  func(i int) (*quorum.Slot, error)
 
-	wake   chan struct{} // a message is pending
+	ready  chan struct{} // polled is set
+	due    chan struct{} // Send found a cycle due
 	closed chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -87,18 +91,27 @@ type Disk struct {
 	writeErr error // returned by the next Send
 	stats    DiskStats
 	limiter  *logLimiter
+	polled   *diskPoll // news from the peer's slot that Receive has not taken
+	cycled   time.Time // when the last cycle began
 
-	// receive side, used by the Receive goroutine only
-	seen     bool
-	lastGen  uint64
-	lastCnt  uint64
-	pollTick *time.Ticker
+	// the cycle's own: the peer's slot as last read
+	seen    bool
+	lastGen uint64
+	lastCnt uint64
+}
+
+// diskPoll is what a poll of the peer's slot has for Receive: a message,
+// or the error of a failed read.
+type diskPoll struct {
+	msg  []byte
+	from string
+	err  error
 }
 
 var _ Medium = (*Disk)(nil)
 
 // DialDisk opens the quorum partition, checks that its header belongs to
-// cfg.Cluster and names both nodes, and starts the writer. The counter
+// cfg.Cluster and names both nodes, and starts the cycle. The counter
 // continues from what this node's slot holds, so a restart is seen as
 // movement, not as a rewind.
 func DialDisk(cfg DiskConfig) (*Disk, error) {
@@ -131,7 +144,8 @@ func DialDisk(cfg DiskConfig) (*Disk, error) {
 		name: cfg.Name, disk: qd, hdr: h, local: local, peer: peer, interval: cfg.Interval,
 		writeSlot: qd.WriteSlot, readSlot: qd.ReadSlot,
 		log:     log.With("medium", cfg.Name, "device", cfg.Device),
-		wake:    make(chan struct{}, 1),
+		ready:   make(chan struct{}, 1),
+		due:     make(chan struct{}, 1),
 		closed:  make(chan struct{}),
 		slot:    quorum.Slot{AckFrom: quorum.NoSlot},
 		limiter: newLogLimiter(LogInterval),
@@ -140,9 +154,8 @@ func DialDisk(cfg DiskConfig) (*Disk, error) {
 		d.slot.Counter = s.Counter
 	}
 	d.stats.Counter = d.slot.Counter
-	d.pollTick = time.NewTicker(d.interval)
 	d.wg.Add(1)
-	go d.writer()
+	go d.run()
 	return d, nil
 }
 
@@ -160,9 +173,9 @@ func (d *Disk) Stats() DiskStats {
 }
 
 // Send stores msg as the message to write into this node's slot with the
-// next write, replacing one still waiting, and returns at once. It returns
+// next cycle, replacing one still waiting, and returns at once. It returns
 // the error of the last write if that failed since the previous Send, so
-// a disk that is gone shows in the Node's send errors; the writer keeps
+// a disk that is gone shows in the Node's send errors; the cycle keeps
 // trying with the latest message.
 func (d *Disk) Send(msg []byte) error {
 	if n := quorum.MaxPayload(d.hdr.SectorSize); len(msg) > n {
@@ -177,44 +190,48 @@ func (d *Disk) Send(msg []byte) error {
 	d.pending = slices.Clone(msg)
 	err := d.writeErr
 	d.writeErr = nil
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	if time.Since(d.cycled) >= d.interval-d.interval/10 {
+		select {
+		case d.due <- struct{}{}:
+		default:
+		}
 	}
+	d.mu.Unlock()
 	return err
 }
 
-// writer writes the pending message into this node's slot, at most once
-// per interval, until Close.
-func (d *Disk) writer() {
+func (d *Disk) sendsPromptly() bool { return true }
+
+// run is the medium's cycle, once per interval until Close: write the
+// pending message, if any, into this node's slot, then read the peer's.
+// A Send shortly before the cycle is due starts it at once, so that with
+// a keepalive that divides the interval the cycle follows every other
+// heartbeat in one wake-up, rather than on a timer of its own out of phase.
+func (d *Disk) run() {
 	defer d.wg.Done()
-	pace := time.NewTimer(0)
-	defer pace.Stop()
-	var last time.Time
+	timer := time.NewTimer(d.interval)
+	defer timer.Stop()
 	for {
 		select {
 		case <-d.closed:
 			return
-		case <-d.wake:
+		case <-timer.C:
+		case <-d.due:
 		}
-		if wait := d.interval - time.Since(last); !last.IsZero() && wait > 0 {
-			pace.Reset(wait)
-			select {
-			case <-d.closed:
-				return
-			case <-pace.C:
-			}
-		}
+		timer.Reset(d.interval)
 		d.mu.Lock()
+		d.cycled = time.Now()
+		select {
+		case <-d.due: // this cycle answers it
+		default:
+		}
 		msg := d.pending
 		d.pending = nil
 		d.mu.Unlock()
-		if msg == nil {
-			continue
+		if msg != nil {
+			d.write(msg)
 		}
-		last = time.Now()
-		d.write(msg)
+		d.poll()
 	}
 }
 
@@ -237,8 +254,9 @@ func (d *Disk) write(msg []byte) {
 		}
 	}
 	s := d.slot
+	writeSlot := d.writeSlot
 	d.mu.Unlock()
-	err := d.writeSlot(d.local, &s)
+	err := writeSlot(d.local, &s)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err != nil {
@@ -248,10 +266,6 @@ func (d *Disk) write(msg []byte) {
 		if d.pending == nil {
 			// Keep trying with this message until a newer one comes.
 			d.pending = msg
-			select {
-			case d.wake <- struct{}{}:
-			default:
-			}
 		}
 		return
 	}
@@ -259,41 +273,75 @@ func (d *Disk) write(msg []byte) {
 	d.stats.Counter = s.Counter
 }
 
-// Receive polls the peer's slot every interval and returns the message it
-// holds once its counter (or generation) has moved since the last poll.
-// The first good read only sets the baseline: a message the peer left
-// before this node started is not news. A rejected sector is counted,
-// logged at a bounded rate and skipped; a read that fails is returned as
-// an error. After Close it returns an error wrapping os.ErrClosed.
+// poll reads the peer's slot and leaves for Receive the message it holds
+// once its counter (or generation) has moved since the last poll, or the
+// error of a read that failed. The first good read only sets the baseline:
+// a message the peer left before this node started is not news. A
+// rejected sector is counted, logged at a bounded rate and skipped.
+func (d *Disk) poll() {
+	d.mu.Lock()
+	readSlot := d.readSlot
+	d.mu.Unlock()
+	s, err := readSlot(d.peer)
+	if err != nil {
+		if d.rejected(err) {
+			return
+		}
+		d.mu.Lock()
+		d.stats.ReadErrors++
+		d.stats.LastError = err.Error()
+		d.mu.Unlock()
+		d.hand(&diskPoll{err: fmt.Errorf("heartbeat: %s: read peer slot: %w", d.name, err)})
+		return
+	}
+	d.mu.Lock()
+	d.stats.Polls++
+	d.stats.PeerCounter = s.Counter
+	d.mu.Unlock()
+	moved := !d.seen || s.Counter != d.lastCnt || s.Generation != d.lastGen
+	first := !d.seen
+	d.seen, d.lastCnt, d.lastGen = true, s.Counter, s.Generation
+	if !moved || first || len(s.Payload) == 0 {
+		return
+	}
+	d.hand(&diskPoll{msg: slices.Clone(s.Payload), from: fmt.Sprintf("slot %d (%s)", d.peer, d.hdr.Nodes[d.peer])})
+}
+
+// hand leaves p for Receive. It replaces news Receive has not taken yet,
+// as a slower poll would have read only the newer slot.
+func (d *Disk) hand(p *diskPoll) {
+	d.mu.Lock()
+	d.polled = p
+	d.mu.Unlock()
+	select {
+	case d.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Receive returns the peer's message once the cycle has seen its slot's
+// counter (or generation) move, or the error of a read of the slot that
+// failed. Rejected sectors are counted and skipped (see Stats). After
+// Close it returns an error wrapping os.ErrClosed.
 func (d *Disk) Receive() ([]byte, string, error) {
 	for {
 		select {
 		case <-d.closed:
 			return nil, "", fmt.Errorf("heartbeat: %s: receive: %w", d.name, os.ErrClosed)
-		case <-d.pollTick.C:
+		default:
 		}
-		s, err := d.readSlot(d.peer)
-		if err != nil {
-			if d.rejected(err) {
-				continue
-			}
-			d.mu.Lock()
-			d.stats.ReadErrors++
-			d.stats.LastError = err.Error()
-			d.mu.Unlock()
-			return nil, "", fmt.Errorf("heartbeat: %s: read peer slot: %w", d.name, err)
+		select {
+		case <-d.closed:
+			return nil, "", fmt.Errorf("heartbeat: %s: receive: %w", d.name, os.ErrClosed)
+		case <-d.ready:
 		}
 		d.mu.Lock()
-		d.stats.Polls++
-		d.stats.PeerCounter = s.Counter
+		p := d.polled
+		d.polled = nil
 		d.mu.Unlock()
-		moved := !d.seen || s.Counter != d.lastCnt || s.Generation != d.lastGen
-		first := !d.seen
-		d.seen, d.lastCnt, d.lastGen = true, s.Counter, s.Generation
-		if !moved || first || len(s.Payload) == 0 {
-			continue
+		if p != nil {
+			return p.msg, p.from, p.err
 		}
-		return slices.Clone(s.Payload), fmt.Sprintf("slot %d (%s)", d.peer, d.hdr.Nodes[d.peer]), nil
 	}
 }
 
@@ -325,14 +373,13 @@ func (d *Disk) rejected(err error) bool {
 	return true
 }
 
-// Close stops the writer and the poller and closes the device. A blocked
-// Receive returns. It is safe to call more than once.
+// Close stops the cycle and closes the device. A blocked Receive returns.
+// It is safe to call more than once.
 func (d *Disk) Close() error {
 	var err error
 	d.once.Do(func() {
 		close(d.closed)
 		d.wg.Wait()
-		d.pollTick.Stop()
 		err = d.disk.Close()
 	})
 	return err

@@ -6,8 +6,8 @@ package heartbeat
 // tracks liveness above it, so a medium only needs to deliver each message
 // whole or not at all. A medium may lose, duplicate or reorder messages.
 //
-// A Node calls Send from one goroutine and Receive from another, each
-// never concurrently with itself, and Close from any goroutine.
+// A Node never calls Send concurrently with itself, nor Receive; it calls
+// Receive from a goroutine of its own, and Close from any goroutine.
 type Medium interface {
 	// Name identifies the medium in events, status and logs, e.g. "udp",
 	// "serial", "disk". Names are unique within a Node.

@@ -19,6 +19,15 @@ const LogInterval = 10 * time.Second
 // are dropped and counted as send errors.
 const txQueue = 4
 
+// promptSender is a Medium whose Send never waits for the line: it hands
+// the message to the kernel without blocking, or to a goroutine of its
+// own. A Node calls its Send directly instead of through a queue and a
+// goroutine of the Node's, which saves a wake-up per message and medium.
+// sendsPromptly reports whether this instance qualifies.
+type promptSender interface {
+	sendsPromptly() bool
+}
+
 // NodeConfig says what a Node needs. The cluster name, node names, key and
 // timing come from tandem.toml, the generation from BumpGeneration.
 type NodeConfig struct {
@@ -127,8 +136,8 @@ type Node struct {
 	log    *slog.Logger
 	media  []Medium
 	events chan Event
-	rx     chan packet
-	tx     []chan []byte
+	tx     []chan []byte // per medium: its queue, or nil when Send is prompt
+	sendMu []sync.Mutex  // per prompt medium: one Send at a time
 	kick   chan struct{}
 
 	ctx    context.Context
@@ -136,6 +145,13 @@ type Node struct {
 	wg     sync.WaitGroup
 	done   chan struct{}
 	errs   error
+
+	// judging serialises judging and the events it yields, so Events
+	// carries them in the order they were judged. It is held while Events
+	// is full; mu is not, so heartbeats still go out.
+	judging sync.Mutex
+	timer   *time.Timer // fires at the tracker's next deadline, or later
+	armed   time.Time   // when timer fires; zero when it is not set
 
 	mu        sync.Mutex
 	seq       uint64
@@ -187,7 +203,8 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		log:       log.With("node", cfg.Name, "generation", cfg.Generation),
 		media:     slices.Clone(cfg.Media),
 		events:    make(chan Event, 64),
-		rx:        make(chan packet, 16),
+		tx:        make([]chan []byte, len(cfg.Media)),
+		sendMu:    make([]sync.Mutex, len(cfg.Media)),
 		kick:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		status:    slices.Clone(cfg.Status),
@@ -204,12 +221,18 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(ctx)
+	n.timer = time.NewTimer(time.Hour)
+	n.timer.Stop()
+	n.arm(time.Now())
 	for i, m := range n.media {
-		q := make(chan []byte, txQueue)
-		n.tx = append(n.tx, q)
-		n.wg.Add(2)
+		n.wg.Add(1)
 		go n.receiveLoop(i, m)
-		go n.sendLoop(i, m, q)
+		if p, ok := m.(promptSender); ok && p.sendsPromptly() {
+			continue
+		}
+		n.tx[i] = make(chan []byte, txQueue)
+		n.wg.Add(1)
+		go n.sendLoop(i, m, n.tx[i])
 	}
 	n.wg.Add(1)
 	go n.keepaliveLoop()
@@ -301,10 +324,18 @@ func (n *Node) next(t Type, payload []byte) ([]byte, error) {
 	return msg, err
 }
 
-// broadcast queues msg on every medium and returns how many took it.
+// broadcast hands msg to every medium, directly or through its queue, and
+// returns how many took it.
 func (n *Node) broadcast(msg []byte) int {
 	took := 0
 	for i, q := range n.tx {
+		if q == nil {
+			n.sendMu[i].Lock()
+			n.send(i, n.media[i], msg)
+			n.sendMu[i].Unlock()
+			took++
+			continue
+		}
 		select {
 		case q <- msg:
 			took++
@@ -316,6 +347,21 @@ func (n *Node) broadcast(msg []byte) int {
 		}
 	}
 	return took
+}
+
+// send sends msg on medium i and counts the outcome.
+func (n *Node) send(i int, m Medium, msg []byte) {
+	err := m.Send(msg)
+	n.mu.Lock()
+	if err != nil {
+		n.counters[i].SendErrors++
+	} else {
+		n.counters[i].Sent++
+	}
+	n.mu.Unlock()
+	if err != nil {
+		n.logLimited(i, "send", "send failed", time.Now(), "err", err)
+	}
 }
 
 func (n *Node) keepaliveLoop() {
@@ -347,21 +393,13 @@ func (n *Node) sendLoop(i int, m Medium, q <-chan []byte) {
 		case <-n.ctx.Done():
 			return
 		case msg := <-q:
-			err := m.Send(msg)
-			n.mu.Lock()
-			if err != nil {
-				n.counters[i].SendErrors++
-			} else {
-				n.counters[i].Sent++
-			}
-			n.mu.Unlock()
-			if err != nil {
-				n.logLimited(i, "send", "send failed", time.Now(), "err", err)
-			}
+			n.send(i, m, msg)
 		}
 	}
 }
 
+// receiveLoop receives on medium i and judges what arrives on the same
+// goroutine, so a packet costs no hand-off to another.
 func (n *Node) receiveLoop(i int, m Medium) {
 	defer n.wg.Done()
 	pause := time.NewTimer(0)
@@ -384,25 +422,22 @@ func (n *Node) receiveLoop(i int, m Medium) {
 			}
 			continue
 		}
-		select {
-		case n.rx <- packet{medium: i, data: data, from: from, at: time.Now()}:
-		case <-n.ctx.Done():
-			return
-		}
+		p := packet{medium: i, data: data, from: from, at: time.Now()}
+		n.judging.Lock()
+		evs := n.judge(p)
+		n.arm(p.at)
+		n.emit(evs)
+		n.judging.Unlock()
 	}
 }
 
-// run is the owner: it judges what the receivers bring and the tracker's
-// deadlines, and on the way out closes the media, waits for every other
-// goroutine and closes Events.
+// run is the owner: it judges the tracker's deadlines, and on the way out
+// closes the media, waits for every other goroutine and closes Events.
 func (n *Node) run() {
 	defer close(n.done)
 	defer close(n.events)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	n.arm(timer)
+	defer n.timer.Stop()
 	for {
-		var evs []Event
 		select {
 		case <-n.ctx.Done():
 			for _, m := range n.media {
@@ -410,34 +445,51 @@ func (n *Node) run() {
 			}
 			n.wg.Wait()
 			return
-		case p := <-n.rx:
-			evs = n.judge(p)
-		case now := <-timer.C:
+		case now := <-n.timer.C:
+			n.judging.Lock()
+			n.armed = time.Time{}
 			n.mu.Lock()
-			evs = n.tracker.Tick(now)
+			evs := n.tracker.Tick(now)
 			n.mu.Unlock()
-		}
-		n.arm(timer)
-		for _, e := range evs {
-			n.logEvent(e)
-			select {
-			case n.events <- e:
-			case <-n.ctx.Done():
-			}
+			n.arm(now)
+			n.emit(evs)
+			n.judging.Unlock()
 		}
 	}
 }
 
-// arm sets timer to the tracker's next deadline.
-func (n *Node) arm(timer *time.Timer) {
+// arm makes the timer fire no later than the tracker's next deadline; the
+// caller holds judging. Heartbeats push deadlines later, and resetting the
+// timer for every packet costs more than the packet, so a timer that
+// fires in time is left alone until it is about to fire: a packet that
+// comes within a keepalive of that pushes it to the new deadline while its
+// goroutine is awake anyway, and only a silence lets it fire, early, for
+// run to find nothing due and arm it again.
+func (n *Node) arm(now time.Time) {
 	n.mu.Lock()
 	next, ok := n.tracker.NextDeadline()
 	n.mu.Unlock()
-	if !ok {
-		timer.Stop()
+	switch {
+	case !ok:
+		return
+	case n.armed.IsZero() || next.Before(n.armed):
+	case next.After(n.armed) && n.armed.Sub(now) < n.cfg.Timing.Keepalive:
+	default:
 		return
 	}
-	timer.Reset(time.Until(next))
+	n.armed = next
+	n.timer.Reset(time.Until(next))
+}
+
+// emit logs events and delivers them on Events; the caller holds judging.
+func (n *Node) emit(evs []Event) {
+	for _, e := range evs {
+		n.logEvent(e)
+		select {
+		case n.events <- e:
+		case <-n.ctx.Done():
+		}
+	}
 }
 
 // judge verifies one received packet and returns the events it causes.

@@ -262,12 +262,13 @@ type SerialStats struct {
 // interrupt. Here Close ends a blocked Receive at once, writes have
 // deadlines, and any rate the driver supports can be set (termios2).
 //
-// Writes are paced to the line rate by a goroutine the Serial owns: Send
-// hands the frame over and returns without waiting. A frame waits only
-// while the line is still carrying the previous one (by the line rate, or
-// by the kernel's output queue when that is longer); a newer frame
-// replaces a waiting one, which is counted as dropped, so a heartbeat
-// never queues behind stale ones.
+// Writes are paced to the line rate, and Send returns without waiting:
+// when the line is free, Send puts the frame into the driver's buffer
+// with a write that cannot block; otherwise it hands the frame to a
+// goroutine the Serial owns. A frame waits only while the line is still
+// carrying the previous one (by the line rate, or by the kernel's output
+// queue when that is longer); a newer frame replaces a waiting one, which
+// is counted as dropped, so a heartbeat never queues behind stale ones.
 type Serial struct {
 	name     string
 	device   string
@@ -286,7 +287,9 @@ type Serial struct {
 
 	mu       sync.Mutex
 	deframer Deframer
-	pending  []byte
+	pending  []byte    // the frame, or the rest of one, waiting for the line
+	writing  bool      // Send or the writer is writing to the line
+	free     time.Time // when the line has carried everything written
 	sendErr  error
 	closed   bool
 	stats    SerialStats
@@ -418,11 +421,12 @@ func (s *Serial) Stats() SerialStats {
 	return st
 }
 
-// Send frames msg and hands it to the line without waiting: it replaces
-// a frame still waiting for the line (counted as dropped). It returns an
-// error for a message out of bounds, after Close, or when a write failed
-// since the previous Send, so a failing line shows in the caller's
-// counters and logs.
+// Send frames msg and hands it to the line without waiting: it writes
+// the frame at once when the line is free, and otherwise leaves it for the
+// writer, replacing a frame still waiting for the line (counted as
+// dropped). It returns an error for a message out of bounds, after Close,
+// or when a write failed since the previous Send, so a failing line shows
+// in the caller's counters and logs.
 func (s *Serial) Send(msg []byte) error {
 	frame, err := AppendFrame(make([]byte, 0, len(msg)+FrameOverhead), msg)
 	if err != nil {
@@ -433,17 +437,76 @@ func (s *Serial) Send(msg []byte) error {
 		s.mu.Unlock()
 		return fmt.Errorf("heartbeat: %s %s: send: %w", s.name, s.device, net.ErrClosed)
 	}
+	err, s.sendErr = s.sendErr, nil
+	now := time.Now()
+	if !s.writing && s.pending == nil && !now.Before(s.free) {
+		s.writing = true
+		s.mu.Unlock()
+		if s.outputQueue() == 0 {
+			s.writeNow(frame, now)
+			return err
+		}
+		s.mu.Lock()
+		s.writing = false
+	}
 	if s.pending != nil {
 		s.stats.Dropped++
 	}
 	s.pending = frame
-	err, s.sendErr = s.sendErr, nil
 	s.mu.Unlock()
+	s.wakeWriter()
+	return err
+}
+
+func (s *Serial) sendsPromptly() bool { return true }
+
+func (s *Serial) wakeWriter() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	return err
+}
+
+// writeNow writes frame to the free line with one write(2) that does not
+// wait, the caller having set writing. The driver's buffer is empty, so the
+// frame fits; should the driver take only part of it, or nothing, the
+// rest goes to the writer, which waits for room as for a busy line.
+func (s *Serial) writeNow(frame []byte, now time.Time) {
+	n, err := 0, error(nil)
+	rc, rerr := s.f.SyscallConn()
+	if rerr == nil {
+		rerr = rc.Write(func(fd uintptr) bool {
+			for {
+				n, err = unix.Write(int(fd), frame)
+				if err != unix.EINTR {
+					return true
+				}
+			}
+		})
+	}
+	if rerr != nil {
+		err = rerr
+	}
+	n = max(n, 0)
+	if err == unix.EAGAIN {
+		err = nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writing = false
+	s.free = now.Add(s.FrameTime(n))
+	switch {
+	case err != nil:
+		s.stats.WriteErrors++
+		if !s.closed {
+			s.sendErr = fmt.Errorf("heartbeat: %s %s: write: %d of %d bytes of a frame: %w", s.name, s.device, n, len(frame), err)
+		}
+	case n == len(frame):
+		s.stats.Sent++
+	case !s.closed:
+		s.pending = frame[n:]
+		s.wakeWriter()
+	}
 }
 
 // writeLoop writes the newest pending frame whenever the line is free.
@@ -451,7 +514,6 @@ func (s *Serial) writeLoop() {
 	defer s.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var free time.Time // when the line has carried everything written
 	for {
 		select {
 		case <-s.done:
@@ -459,7 +521,9 @@ func (s *Serial) writeLoop() {
 		case <-s.wake:
 		}
 		for {
-			wait := time.Until(free)
+			s.mu.Lock()
+			wait := time.Until(s.free)
+			s.mu.Unlock()
 			if q := s.outputQueue(); q > 0 {
 				wait = max(wait, s.FrameTime(q))
 			}
@@ -476,19 +540,26 @@ func (s *Serial) writeLoop() {
 		}
 		s.mu.Lock()
 		frame := s.pending
-		s.pending = nil
-		s.mu.Unlock()
-		if frame == nil {
+		if frame == nil || s.writing {
+			// Nothing waits, or Send is writing and hands over what it
+			// leaves with a wake-up of its own.
+			s.mu.Unlock()
 			continue
 		}
+		s.pending = nil
+		s.writing = true
+		s.mu.Unlock()
 		now := time.Now()
 		// The line has room for a frame now, so a write that takes longer
 		// than one frame time (at least 20 ms, for the scheduler) means the
 		// driver is stuck: give up on that frame, do not stall the next.
 		s.f.SetWriteDeadline(now.Add(max(s.FrameTime(len(frame)), 20*time.Millisecond)))
 		n, err := s.f.Write(frame)
-		free = now.Add(s.FrameTime(n))
+		// Clear the deadline, or its timer wakes the runtime for nothing.
+		s.f.SetWriteDeadline(time.Time{})
 		s.mu.Lock()
+		s.writing = false
+		s.free = now.Add(s.FrameTime(n))
 		if err != nil {
 			s.stats.WriteErrors++
 			if !s.closed {

@@ -101,10 +101,18 @@ type UDPConfig struct {
 }
 
 // UDP is the heartbeat medium over UDP.
+//
+// Send never waits: a datagram the socket has no room for is an error at
+// once, not a wait for the interface to drain, so a Node sends on its
+// other media without delay.
 type UDP struct {
 	name string
 	conn net.PacketConn
 	dst  net.Addr
+	// raw and sa send without waiting; nil when conn is not a UDP socket
+	// of this host, and then Send may wait in WriteTo.
+	raw syscall.RawConn
+	sa  unix.Sockaddr
 }
 
 var _ Medium = (*UDP)(nil)
@@ -151,7 +159,48 @@ func DialUDP(cfg UDPConfig) (*UDP, error) {
 // newUDP wraps an open packet connection that sends to dst, so tests can
 // hand in any net.PacketConn.
 func newUDP(name string, conn net.PacketConn, dst net.Addr) *UDP {
-	return &UDP{name: name, conn: conn, dst: dst}
+	u := &UDP{name: name, conn: conn, dst: dst}
+	u.raw, u.sa = rawDestination(conn, dst)
+	return u
+}
+
+// rawDestination returns the socket under conn and dst as a socket
+// address of the socket's family, or nils when conn is not a UDP socket
+// or dst cannot be put so.
+func rawDestination(conn net.PacketConn, dst net.Addr) (syscall.RawConn, unix.Sockaddr) {
+	c, ok := conn.(*net.UDPConn)
+	a, ok2 := dst.(*net.UDPAddr)
+	if !ok || !ok2 {
+		return nil, nil
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, nil
+	}
+	family := -1
+	rc.Control(func(fd uintptr) {
+		if v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil {
+			family = v
+		}
+	})
+	switch {
+	case family == unix.AF_INET && a.IP.To4() != nil:
+		sa := &unix.SockaddrInet4{Port: a.Port}
+		copy(sa.Addr[:], a.IP.To4())
+		return rc, sa
+	case family == unix.AF_INET6 && a.IP.To16() != nil:
+		sa := &unix.SockaddrInet6{Port: a.Port}
+		copy(sa.Addr[:], a.IP.To16())
+		if a.Zone != "" {
+			ifi, err := net.InterfaceByName(a.Zone)
+			if err != nil {
+				return nil, nil
+			}
+			sa.ZoneId = uint32(ifi.Index)
+		}
+		return rc, sa
+	}
+	return nil, nil
 }
 
 func udpAddr(a netip.Addr, port int) *net.UDPAddr {
@@ -381,16 +430,47 @@ func (u *UDP) LocalAddr() net.Addr { return u.conn.LocalAddr() }
 // Destination returns where Send sends.
 func (u *UDP) Destination() net.Addr { return u.dst }
 
-// Send sends msg as one datagram.
+// Send sends msg as one datagram. It fails at once, wrapping
+// unix.EAGAIN, when the socket's send buffer is full.
 func (u *UDP) Send(msg []byte) error {
 	if len(msg) > MaxMessageSize {
 		return fmt.Errorf("heartbeat: %s: message of %d bytes, limit %d", u.name, len(msg), MaxMessageSize)
 	}
-	if _, err := u.conn.WriteTo(msg, u.dst); err != nil {
+	var err error
+	if u.raw != nil {
+		err = u.sendNow(msg)
+	} else {
+		_, err = u.conn.WriteTo(msg, u.dst)
+	}
+	if err != nil {
 		return fmt.Errorf("heartbeat: %s: send to %v: %w", u.name, u.dst, err)
 	}
 	return nil
 }
+
+// sendNow sends msg with one sendto(2) on the non-blocking socket. Unlike
+// WriteTo it never parks the caller until the socket drains: a heartbeat
+// that cannot leave now is stale by the time it could.
+func (u *UDP) sendNow(msg []byte) error {
+	var serr error
+	err := u.raw.Write(func(fd uintptr) bool {
+		for {
+			serr = unix.Sendto(int(fd), msg, 0, u.sa)
+			if serr != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if serr == unix.EAGAIN {
+		return fmt.Errorf("send buffer full: %w", serr)
+	}
+	return serr
+}
+
+func (u *UDP) sendsPromptly() bool { return u.raw != nil }
 
 // Receive returns the next datagram. A datagram longer than MaxMessageSize
 // is returned cut to MaxMessageSize+1 bytes, which no decoder accepts.

@@ -31,6 +31,14 @@ type ioResult struct {
 	err error
 }
 
+// ioRequest is one I/O for the device's worker: buf is a slice of the
+// aligned buffer.
+type ioRequest struct {
+	write bool
+	buf   []byte
+	off   int64
+}
+
 // device is the quorum partition opened for sector I/O: O_DIRECT|O_DSYNC
 // on block devices, so that each node reads what the other wrote rather
 // than its own page cache, and every write is on the medium when it
@@ -46,11 +54,14 @@ type device struct {
 	direct  bool
 	timeout time.Duration
 
-	mu      sync.Mutex
-	buf     []byte        // aligned, MaxSectorSize bytes
-	pending chan ioResult // an I/O that timed out and has not returned
-	since   time.Time
-	closed  bool
+	mu     sync.Mutex
+	buf    []byte         // aligned, MaxSectorSize bytes
+	work   chan ioRequest // to the worker; nil until the first I/O
+	done   chan ioResult  // from the worker, one result per request
+	timer  *time.Timer    // bounds the wait for done
+	hung   bool           // an I/O timed out and its result has not come back
+	since  time.Time      // when the hung I/O was given up on
+	closed bool
 
 	// readAt and writeAt do the syscalls; tests replace them.
 	readAt  func(b []byte, off int64) (int, error)
@@ -146,11 +157,15 @@ func (d *device) read(off int64, n int) ([]byte, error) {
 // write writes b at off.
 func (d *device) write(off int64, b []byte) error { return d.io(true, off, b) }
 
-// io runs one read or write on a goroutine of its own and waits for it at
-// most the timeout. An I/O that does not return in time is remembered:
-// until it returns, every other I/O fails at once with ErrHung instead of
-// piling up behind a dead device. data is copied to or from the aligned
-// buffer, which only the outstanding I/O touches.
+// io runs one read or write on the device's worker goroutine and waits
+// for it at most the timeout. An I/O that does not return in time is
+// remembered: until it returns, every other I/O fails at once with ErrHung
+// instead of piling up behind a dead device. data is copied to or from the
+// aligned buffer, which only the outstanding I/O touches.
+//
+// The worker lives from the first I/O to close, so that a sector read or
+// written every heartbeat costs two hand-offs between goroutines and no
+// new goroutine or timer.
 func (d *device) io(write bool, off int64, data []byte) error {
 	op := "read"
 	if write {
@@ -165,36 +180,36 @@ func (d *device) io(write bool, off int64, data []byte) error {
 	if d.closed {
 		return fmt.Errorf("quorum: %s: %s: %w", d.path, op, os.ErrClosed)
 	}
-	if d.pending != nil {
+	if d.hung {
 		select {
-		case <-d.pending:
-			d.pending = nil
+		case <-d.done:
+			d.hung = false
 		default:
 			return fmt.Errorf("quorum: %s: %s at byte %d: %w: an earlier I/O has been outstanding for %v",
 				d.path, op, off, ErrHung, time.Since(d.since).Round(time.Millisecond))
 		}
 	}
+	if d.work == nil {
+		d.work = make(chan ioRequest, 1)
+		d.done = make(chan ioResult, 1)
+		d.timer = time.NewTimer(d.timeout)
+		go d.worker(d.work, d.done)
+	} else {
+		d.timer.Reset(d.timeout)
+	}
 	buf := d.buf[:n]
 	if write {
 		copy(buf, data)
 	}
-	done := make(chan ioResult, 1)
-	go func() {
-		var r ioResult
-		if write {
-			r.n, r.err = d.writeAt(buf, off)
-		} else {
-			r.n, r.err = d.readAt(buf, off)
-		}
-		done <- r
-	}()
-	t := time.NewTimer(d.timeout)
-	defer t.Stop()
+	// The worker has returned every earlier result, so it waits for this
+	// request and the send does not block.
+	d.work <- ioRequest{write: write, buf: buf, off: off}
 	var r ioResult
 	select {
-	case r = <-done:
-	case <-t.C:
-		d.pending, d.since = done, time.Now()
+	case r = <-d.done:
+		d.timer.Stop()
+	case <-d.timer.C:
+		d.hung, d.since = true, time.Now()
 		return fmt.Errorf("quorum: %s: %s at byte %d: %w (%v)", d.path, op, off, ErrHung, d.timeout)
 	}
 	switch {
@@ -210,8 +225,22 @@ func (d *device) io(write bool, off int64, data []byte) error {
 	return nil
 }
 
-// close closes the file. An outstanding I/O keeps the descriptor until it
-// returns; nothing waits for it.
+// worker runs the device's I/O, one request at a time, until close closes
+// work. A request that hangs holds it, and nothing else, until it returns.
+func (d *device) worker(work <-chan ioRequest, done chan<- ioResult) {
+	for req := range work {
+		var r ioResult
+		if req.write {
+			r.n, r.err = d.writeAt(req.buf, req.off)
+		} else {
+			r.n, r.err = d.readAt(req.buf, req.off)
+		}
+		done <- r
+	}
+}
+
+// close ends the worker and closes the file. An outstanding I/O keeps the
+// descriptor and the worker until it returns; nothing waits for it.
 func (d *device) close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -219,5 +248,9 @@ func (d *device) close() error {
 		return nil
 	}
 	d.closed = true
+	if d.work != nil {
+		close(d.work)
+		d.timer.Stop()
+	}
 	return d.f.Close()
 }
