@@ -175,7 +175,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer stopHB()
 	hb, err := heartbeat.Start(hbCtx, heartbeat.NodeConfig{
 		Cluster: d.cfg.Cluster.Name, Name: d.local.Name, Peers: []string{d.peer.Name},
-		Key: d.key, Generation: d.gen, Media: media, Logger: d.opts.Logger,
+		Key: d.key, Generation: d.gen, Media: media, Logger: d.opts.Logger, AppOnly: true,
 		Timing: heartbeat.Timing{
 			Keepalive: d.cfg.Cluster.Keepalive, Warntime: d.cfg.Cluster.Warntime,
 			Deadtime: d.cfg.Cluster.Deadtime, Initdead: d.cfg.Cluster.Initdead,

@@ -53,6 +53,11 @@ type NodeConfig struct {
 	// Logger receives liveness changes and, at a bounded rate, bad input;
 	// slog.Default() when nil.
 	Logger *slog.Logger
+	// AppOnly delivers only application messages as EventReceived, not
+	// plain heartbeats: their effect on liveness is all a consumer that
+	// ignores their payload needs, and leaving them out saves it a wake-up
+	// per keepalive.
+	AppOnly bool
 }
 
 // Counters count what one medium carried. Bad input is counted by kind and
@@ -546,7 +551,7 @@ func (n *Node) judge(p packet) []Event {
 		// tracker, so this is a broken invariant, not bad input.
 		panic(err)
 	}
-	if n.delivered[m.Sender].Accept(m.Generation, m.Sequence) == nil {
+	if n.delivered[m.Sender].Accept(m.Generation, m.Sequence) == nil && (m.Type.IsApp() || !n.cfg.AppOnly) {
 		evs = append(evs, Event{Kind: EventReceived, Peer: m.Sender, Medium: medium, Time: p.at, Message: m})
 	}
 	return evs

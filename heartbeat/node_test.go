@@ -488,3 +488,25 @@ func TestLogLimiter(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeAppOnly(t *testing.T) {
+	toAlpha, toBeta := make(chan []byte, 64), make(chan []byte, 64)
+	beta := startNode(t, NodeConfig{Name: "beta", Peers: []string{"alpha"}, Generation: 1, AppOnly: true, Media: []Medium{newMem("mem", toBeta, toAlpha)}})
+	be := collect(beta)
+	alpha := startNode(t, NodeConfig{Name: "alpha", Peers: []string{"beta"}, Generation: 1, Media: []Medium{newMem("mem", toAlpha, toBeta)}})
+	// Heartbeats keep alpha alive without being delivered.
+	waitFor(t, "alpha alive", func() bool { return be.has(EventPeerAlive, "alpha", "") })
+	waitFor(t, "several heartbeats", func() bool { return mediumStats(beta, "mem").Received > 3 })
+	if got := be.find(func(e Event) bool { return e.Kind == EventReceived }); len(got) != 0 {
+		t.Fatalf("AppOnly delivered %d plain heartbeats", len(got))
+	}
+	// Application messages still come through, once each.
+	if err := alpha.Send(TypeAppFirst, []byte("report")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the application message", func() bool {
+		return len(be.find(func(e Event) bool {
+			return e.Kind == EventReceived && e.Message.Type == TypeAppFirst && string(e.Message.Payload) == "report"
+		})) == 1
+	})
+}

@@ -19,6 +19,10 @@ type PairConfig struct {
 	PreferredNode                           string
 	// RestartLimit is the smb resource's restart_limit; zero means 2.
 	RestartLimit int
+	// MonitorInterval is the smb resource's monitor_interval; zero means
+	// 300 ms, short so tests see failures fast (the product's default is
+	// 2 s).
+	MonitorInterval time.Duration
 	// ExtraCluster is appended to the [cluster] table as it is.
 	ExtraCluster string
 	// Serial adds the serial cable as a heartbeat medium.
@@ -53,6 +57,9 @@ func (l *Lab) TandemConfig(c PairConfig) string {
 	if c.RestartLimit == 0 {
 		c.RestartLimit = 2
 	}
+	if c.MonitorInterval == 0 {
+		c.MonitorInterval = 300 * time.Millisecond
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "[cluster]\nname = \"lab\"\nauth_key_file = \"/etc/tandem/authkey\"\n")
 	fmt.Fprintf(&b, "keepalive = %q\nwarntime = %q\ndeadtime = %q\ninitdead = %q\nauto_failback = %v\n",
@@ -81,7 +88,7 @@ func (l *Lab) TandemConfig(c PairConfig) string {
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"data\"\ntype = \"filesystem\"\ndevice = %q\nmountpoint = %q\nstop_timeout = \"10s\"\n",
 		l.DataDevice(), l.Mountpoint())
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"vip\"\ntype = \"floatip\"\naddress = %q\n", FloatIP.String())
-	fmt.Fprintf(&b, "\n[[resource]]\nname = \"smb\"\ntype = \"smb\"\nconfig = \"/etc/tandem/smb.conf\"\nmonitor_interval = \"300ms\"\nrestart_limit = %d\n", c.RestartLimit)
+	fmt.Fprintf(&b, "\n[[resource]]\nname = \"smb\"\ntype = \"smb\"\nconfig = \"/etc/tandem/smb.conf\"\nmonitor_interval = %q\nrestart_limit = %d\n", c.MonitorInterval.String(), c.RestartLimit)
 	return b.String()
 }
 
