@@ -55,4 +55,20 @@
 // "bind interfaces only", the floating address in "interfaces", the shared
 // state and private directories apart from the local lock, cache and pid
 // directories, and an explicit "netbios name".
+//
+// # Clients back at once: tickles and resets
+//
+// A client of a node that died waits on its dead connection until a timeout
+// — a minute for Windows, hours for an idle socket. A Tracker lists the
+// established connections to the floating addresses on the SMB ports from
+// sock_diag, one dump per Poll in the namespace it is given, IPv4 clients
+// of dual-stack listeners unmapped, and reports what came and went; the
+// list has a text form per Conn and a compact, versioned, checksummed
+// binary form (MarshalConns, UnmarshalConns) for copies kept elsewhere.
+// After a takeover a Tickler sends each known client a tickle ACK, sequence
+// and acknowledgement 0, from the floating address and port over raw
+// sockets, in rounds a little over a second apart: the client answers with
+// its real ACK, the new node's kernel answers that with a RST, and the
+// client reconnects. On a planned release, Reset destroys the server
+// sockets through sock_diag instead, so clients reconnect at once.
 package smbservice
