@@ -455,9 +455,10 @@ func (h *Host) diskPath(ok bool) error {
 }
 
 // PowerOff turns a host off as a power loss would: its disk path is cut
-// first, then every process dies at once, its network goes dark, and the
-// call returns once its data volume's superblock is released, so nothing
-// the node did not write before the cut reaches the disk afterwards.
+// first and its network goes dark, then every process dies at once, and
+// the call returns once its data volume's superblock is released, so
+// nothing the node did not write before the cut reaches the disk, and no
+// FIN or RST leaves the node, afterwards.
 func (l *Lab) PowerOff(host string) error {
 	h := l.Host(host)
 	if h == nil {
@@ -477,8 +478,10 @@ func (l *Lab) powerOff(h *Host) error {
 	if h.IsNode() {
 		errs = append(errs, h.diskPath(false))
 	}
-	errs = append(errs, h.kill())
+	// Dark before the kill: dying processes' sockets would otherwise send
+	// FINs and RSTs, which no real power loss does.
 	errs = append(errs, h.setNetwork(false))
+	errs = append(errs, h.kill())
 	if h.IsNode() {
 		h.wd.reset()
 		errs = append(errs, waitFor(10*time.Second, func() (bool, error) {

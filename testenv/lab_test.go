@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -545,5 +546,36 @@ func TestControlSocket(t *testing.T) {
 		if _, err := Dial(lab.ControlSocket(), bad); err == nil {
 			t.Errorf("request %+v accepted", bad)
 		}
+	}
+}
+
+// TestPowerOffSendsNothing: a client connected to a node that loses power
+// hears nothing, as from a real power loss: no FIN, no RST.
+func TestPowerOffSendsNothing(t *testing.T) {
+	RequireCommands(t, "socat", "socat")
+	lab := Start(t, Options{})
+	a := lab.Node("a")
+	srv := a.Command("socat", "TCP-LISTEN:4455,bind="+a.PublicAddr.Addr().String()+",reuseaddr", "EXEC:cat")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Wait()
+	var conn net.Conn
+	eventually(t, 5*time.Second, "a connection to a", func() bool {
+		return lab.Client().Do(func() error {
+			c, err := net.DialTimeout("tcp4", net.JoinHostPort(a.PublicAddr.Addr().String(), "4455"), time.Second)
+			conn = c
+			return err
+		}) == nil
+	})
+	defer conn.Close()
+	if err := lab.PowerOff("a"); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, err := conn.Read(make([]byte, 1))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("after the power-off the client's read returned %v; a dead node sends nothing, so it must time out", err)
 	}
 }
