@@ -150,10 +150,10 @@ func restartLimit(cfg *config.Config) int {
 
 // resendInterval is how often the decision core repeats its report and
 // any unanswered handshake message. Messages that matter go out at once;
-// the repeats only cover loss, so they need not come with every heartbeat,
-// which would double the traffic on every medium.
+// the repeats only cover loss, so they need not come with every heartbeat:
+// each repeat is a burst of work on every medium of both nodes.
 func resendInterval(cfg *config.Config) time.Duration {
-	return max(cfg.Cluster.Keepalive, 500*time.Millisecond)
+	return max(cfg.Cluster.Keepalive, time.Second)
 }
 
 // tickInterval is how often the loop lets time pass in the decision core
