@@ -312,12 +312,7 @@ func TestDiskCompletion(t *testing.T) {
 		{"haclient disk dump /dev/sdb1 --", "--json"},
 		{"haclient disk clear /dev/sdb1 beta --", "--socket"},
 	} {
-		prog := bashCompletion + "\nCOMP_WORDS=(" + tc.words + ")\nCOMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n_haclient\necho \"${COMPREPLY[*]}\"\n"
-		out, err := exec.Command(bash, "--norc", "--noprofile", "-c", prog).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", tc.words, err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != tc.want {
+		if got := complete(t, bash, bashCompletion, tc.words); got != tc.want {
 			t.Errorf("%s: have %q, want %q", tc.words, got, tc.want)
 		}
 	}

@@ -522,13 +522,20 @@ func TestBashCompletion(t *testing.T) {
 		{"haclient config ''", "check"},
 		{"haclient completion ''", "bash"},
 	} {
-		prog := script + "\nCOMP_WORDS=(" + tc.words + ")\nCOMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n_haclient\necho \"${COMPREPLY[*]}\"\n"
-		out, err := exec.Command(bash, "--norc", "--noprofile", "-c", prog).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", tc.words, err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != tc.want {
+		if got := complete(t, bash, script, tc.words); got != tc.want {
 			t.Errorf("%s: have %q, want %q", tc.words, got, tc.want)
 		}
 	}
+}
+
+// complete runs the completion script in bash for the command line words
+// (the last one being completed) and returns what it offers.
+func complete(t *testing.T, bash, script, words string) string {
+	t.Helper()
+	prog := script + "\nCOMP_WORDS=(" + words + ")\nCOMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n_haclient\necho \"${COMPREPLY[*]}\"\n"
+	out, err := exec.Command(bash, "--norc", "--noprofile", "-c", prog).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", words, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
