@@ -208,14 +208,33 @@ func TestCorruptDiskSlotIsReportedAndIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer img.Close()
-	// a rewrites its slot every interval, so the damage lasts until then:
-	// keep damaging it until b has read it at least once.
-	p.waitFor(10*time.Second, "b to report the corrupt slot", func() bool {
-		if _, err := img.WriteAt([]byte("garbage in the slot"), 4096+100); err != nil {
-			t.Fatal(err)
+	// a rewrites its slot every interval, and b may read it within a
+	// millisecond of that: keep the slot damaged, rewriting the damage
+	// every 100 µs, until b has read it at least once.
+	stop := make(chan struct{})
+	damaged := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				damaged <- nil
+				return
+			default:
+			}
+			if _, err := img.WriteAt([]byte("garbage in the slot"), 4096+100); err != nil {
+				damaged <- err
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
 		}
+	}()
+	p.waitFor(10*time.Second, "b to report the corrupt slot", func() bool {
 		return p.links("b")["disk"].Bad.Malformed > 0
 	})
+	close(stop)
+	if err := <-damaged; err != nil {
+		t.Fatal(err)
+	}
 	p.waitLinks(allUp, 10*time.Second)
 	p.holdStill(active, time.Second)
 }
