@@ -55,6 +55,10 @@ type Cluster struct {
 	// UnsafeNoFencing allows a cluster with neither fence agents nor a disk
 	// medium. Shared data is then not protected against two active nodes.
 	UnsafeNoFencing bool `toml:"unsafe_no_fencing" default:"false" desc:"allow running with neither fence agents nor a disk medium (labs only)"`
+	// FenceDelay holds back the node that is not preferred_node before it
+	// fences the preferred one, so that when the two lose each other while
+	// both live, exactly one is fenced: the one not preferred.
+	FenceDelay time.Duration `toml:"fence_delay" default:"0s" zero:"ok" desc:"delay before the node that is not preferred_node fences the preferred one, so that only one of two nodes that lost each other is fenced"`
 }
 
 // Node is one [[node]] entry.
@@ -160,6 +164,23 @@ type Disk struct {
 	Device string `toml:"device" required:"true" desc:"the quorum partition, seen by both nodes"`
 	// Interval is how often each node writes its slot.
 	Interval time.Duration `toml:"interval" default:"200ms" desc:"how often each node writes its slot"`
+	// Lease is how long an active node holds the service without renewing
+	// its slot: past it, the node stops the group and its watchdog is no
+	// longer fed until the group is stopped. Zero selects DefaultLease.
+	Lease time.Duration `toml:"lease" default:"0s" zero:"ok" desc:"how long an active node keeps the service without renewing its slot; 0 for the larger of deadtime and five intervals"`
+}
+
+// LeaseTime returns the lease in effect: Lease, or the larger of deadtime
+// and five disk intervals when Lease is zero.
+func (c *Config) LeaseTime() time.Duration {
+	d := c.Heartbeat.Disk
+	if d == nil {
+		return 0
+	}
+	if d.Lease > 0 {
+		return d.Lease
+	}
+	return max(c.Cluster.Deadtime, 5*d.Interval)
 }
 
 // Watchdog is the [watchdog] section.

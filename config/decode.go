@@ -89,6 +89,8 @@ type decoder struct {
 	bad map[string]bool
 	// validating is set once decoding is done.
 	validating bool
+	// zeroOK is set while a field tagged zero:"ok" is decoded.
+	zeroOK bool
 }
 
 // loc is where a value sits: idx is its indexed path for the line index
@@ -174,6 +176,7 @@ type field struct {
 	required bool
 	def      string
 	hasDef   bool
+	zeroOK   bool // a zero duration is allowed: it selects a computed default
 	typ      reflect.Type
 	index    int
 }
@@ -193,6 +196,7 @@ func fieldsOf(t reflect.Type) []field {
 			required: sf.Tag.Get("required") == "true",
 			def:      def,
 			hasDef:   hasDef,
+			zeroOK:   sf.Tag.Get("zero") == "ok",
 			typ:      sf.Type,
 			index:    i,
 		})
@@ -223,7 +227,9 @@ func (d *decoder) decodeTable(m map[string]toml.Primitive, present bool, at loc,
 			p, ok := m[f.key]
 			switch {
 			case ok:
+				d.zeroOK = f.zeroOK
 				d.decodeValue(p, at, f.key, v)
+				d.zeroOK = false
 				if f.required && v.Kind() == reflect.String && v.Len() == 0 && !d.bad[at.child(f.key).idx] {
 					d.errorf(at.child(f.key), `""`, "must not be empty")
 				}
@@ -499,7 +505,7 @@ func (d *decoder) setValue(raw any, at loc, v reflect.Value) {
 			d.errorf(at, strconv.Quote(s), `bad duration; want a number and a unit, like "200ms"`)
 			return
 		}
-		if dur <= 0 {
+		if dur < 0 || (dur == 0 && !d.zeroOK) {
 			d.errorf(at, strconv.Quote(s), "must be longer than zero")
 			return
 		}

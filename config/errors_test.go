@@ -141,6 +141,10 @@ func TestErrors(t *testing.T) {
 			[]string{`config: tandem.toml:34: resource "reconnect": monitor_interval "0s": must be longer than zero`}},
 		{"negative duration", edit(key, "[heartbeat.disk]\ndevice = \"/dev/loop0\"\ninterval = \"-1s\"\n"),
 			[]string{`config: tandem.toml:36: heartbeat.disk: interval "-1s": must be longer than zero`}},
+		{"negative fence delay", edit(key, "", `name = "filer"`, "name = \"filer\"\nfence_delay = \"-2s\""),
+			[]string{`config: tandem.toml:3: cluster: fence_delay "-2s": must be longer than zero`}},
+		{"short lease", edit(key, "[heartbeat.disk]\ndevice = \"/dev/loop0\"\ninterval = \"200ms\"\nlease = \"300ms\"\n"),
+			[]string{`config: tandem.toml:37: heartbeat.disk: lease "300ms": must be at least two intervals ("400ms"): one late write must not cost the service`}},
 
 		// Addresses.
 		{"bad floating IP", edit(key, "", `"198.18.0.50/24"`, `"10.0.0.300/24"`),

@@ -88,6 +88,12 @@ func (d *decoder) validateCluster(c *Config) {
 	if cl.PreferredNode != "" && c.Node(cl.PreferredNode) == nil {
 		d.errorf(sectionLoc("cluster", "preferred_node"), strconv.Quote(cl.PreferredNode), "no such node; the nodes are %s", c.nodeNames())
 	}
+	if cl.FenceDelay < 0 {
+		d.errorf(sectionLoc("cluster", "fence_delay"), quoteDur(cl.FenceDelay), "must not be negative")
+	}
+	if cl.FenceDelay > 0 && cl.PreferredNode == "" {
+		d.warnf(sectionLoc("cluster", "fence_delay"), quoteDur(cl.FenceDelay), "applies to the node that is not preferred: without preferred_node, the node whose name sorts first is preferred")
+	}
 	if cl.AutoFailback && cl.PreferredNode == "" {
 		d.warnf(sectionLoc("cluster", "auto_failback"), "true", "has no effect without preferred_node, the node to fail back to")
 	}
@@ -253,6 +259,11 @@ func (d *decoder) validateHeartbeat(c *Config) {
 		}
 		if disk.Interval > 0 && c.Cluster.Deadtime > 0 && disk.Interval >= c.Cluster.Deadtime {
 			d.errorf(sectionLoc("heartbeat.disk", "interval"), quoteDur(disk.Interval), "must be shorter than cluster.deadtime %s", quoteDur(c.Cluster.Deadtime))
+		}
+		if disk.Lease < 0 {
+			d.errorf(sectionLoc("heartbeat.disk", "lease"), quoteDur(disk.Lease), "must not be negative")
+		} else if disk.Lease > 0 && disk.Interval > 0 && disk.Lease < 2*disk.Interval {
+			d.errorf(sectionLoc("heartbeat.disk", "lease"), quoteDur(disk.Lease), "must be at least two intervals (%s): one late write must not cost the service", quoteDur(2*disk.Interval))
 		}
 	}
 }

@@ -53,6 +53,15 @@ type SelfFence struct {
 	Reason string
 }
 
+// ObeyFence asks the daemon to acknowledge the fence message in this
+// node's slot and then take the node down (stop feeding the watchdog, or
+// reboot): the group is stopped, as the message asked. The Machine does
+// nothing more after it.
+type ObeyFence struct {
+	// From is the node that sent the message.
+	From string
+}
+
 // Level is the severity of a Notice.
 type Level uint8
 
@@ -111,6 +120,7 @@ func (StopGroup) isAction()       {}
 func (RestartResource) isAction() {}
 func (Send) isAction()            {}
 func (SelfFence) isAction()       {}
+func (ObeyFence) isAction()       {}
 func (Notice) isAction()          {}
 func (RoleChanged) isAction()     {}
 func (AdminReply) isAction()      {}

@@ -68,6 +68,22 @@ type Config struct {
 	// DefaultRestartWindow.
 	RestartWindow time.Duration
 
+	// Disk says the pair shares a quorum disk. This node then takes or keeps
+	// the service only while it renews its own slot (the lease), and a
+	// peer fenced through the disk counts as down only once its slot has
+	// been still for DiskWait. The daemon reports the disk with DiskStatus
+	// events.
+	Disk bool
+	// Lease is how long this node keeps the service without renewing its
+	// slot; required with Disk. The peer's lease is taken to be the same
+	// (both nodes read one configuration).
+	Lease time.Duration
+	// PeerWatchdog is the peer's watchdog timeout; required with Disk.
+	PeerWatchdog time.Duration
+	// DiskInterval is how often each node writes its slot; required with
+	// Disk. Two of them are the margin of DiskWait: a movement of the
+	// peer's counter is seen up to one interval late.
+	DiskInterval time.Duration
 	// UnsafeNoFencing (unsafe_no_fencing) skips fencing: a silent peer is
 	// taken to be down at once. A Notice says so every time a fence is
 	// skipped. Only for labs: it does not protect shared disks.
@@ -107,6 +123,16 @@ func (c *Config) validate() error {
 			*d.v = d.def
 		}
 	}
+	if c.Disk {
+		switch {
+		case c.Lease <= 0:
+			return errors.New("failover: config: a quorum disk needs a lease")
+		case c.PeerWatchdog <= 0:
+			return errors.New("failover: config: a quorum disk needs the peer's watchdog timeout")
+		case c.DiskInterval <= 0:
+			return errors.New("failover: config: a quorum disk needs its interval")
+		}
+	}
 	if c.FenceRetryMax < c.FenceRetryMin {
 		return fmt.Errorf("failover: config: fence retry max %v is below min %v", c.FenceRetryMax, c.FenceRetryMin)
 	}
@@ -126,4 +152,13 @@ func (c *Config) preferred() string {
 		return c.PreferredNode
 	}
 	return min(c.Node, c.Peer)
+}
+
+// DiskWait is how long the peer's slot must stay still, after a fence
+// message was left for it, before the peer counts as down without an
+// agent's word: its lease, within which it may still hold the service
+// without renewing, then its watchdog timeout, within which an unfed
+// watchdog resets it, and two disk intervals of margin.
+func (c *Config) DiskWait() time.Duration {
+	return c.Lease + c.PeerWatchdog + 2*c.DiskInterval
 }

@@ -1,6 +1,9 @@
 package failover
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Event is an input to Machine.Step: Tick, PeerAlive, PeerDead, PeerMessage,
 // ResourceResult, FenceResult or AdminRequest.
@@ -76,11 +79,52 @@ type ResourceResult struct {
 type FenceResult struct {
 	// Node is the node the Fence action named.
 	Node string
-	// Off is true only when the fencing device confirmed the node is off.
+	// Off is true only when the fencing device confirmed the node is off,
+	// or a fence message on the quorum disk was delivered (see Disk).
 	Off bool
+	// Disk says Off comes from a fence message on the quorum disk, not
+	// from an agent. Acknowledged says the peer confirmed in its slot
+	// that it obeyed: it stopped its group and takes itself down. Without
+	// the acknowledgement the peer counts as down only once its slot has
+	// been still for Config.DiskWait.
+	Disk, Acknowledged bool
 	// Reason says why fencing failed, when it did.
 	Reason string
 }
+
+// DiskStatus reports the quorum disk as the daemon's disk medium sees
+// it. Times are on the Machine's clock (the now of Step). Send one with
+// every Tick when Config.Disk is set.
+type DiskStatus struct {
+	// Written says this node's slot was written at least once; LastWrite
+	// is when the latest successful write returned.
+	Written   bool
+	LastWrite time.Duration
+	// PeerRead says the peer's slot was read at least once; PeerMoved is
+	// when its counter was last seen to move (or first read).
+	PeerRead  bool
+	PeerMoved time.Duration
+	// MailboxRead says this node's own mailbox was read at least once, so
+	// a fence message left for it would have been reported.
+	MailboxRead bool
+}
+
+// FenceMessage reports a fence message in this node's own mailbox on the
+// quorum disk. A message that arrives while the node runs is obeyed: the
+// Machine stops the group and then asks for ObeyFence. One found at
+// start-up (AtStart) was left for an earlier run: the Machine holds the
+// group stopped and takes no service until FenceMessageCleared.
+type FenceMessage struct {
+	// From is the sender; Kind is "off" or "reset".
+	From, Kind string
+	// AtStart says the message was there when this run first read its
+	// mailbox.
+	AtStart bool
+}
+
+// FenceMessageCleared says this node's mailbox is empty again: an
+// operator cleared it (haclient disk clear).
+type FenceMessageCleared struct{}
 
 // AdminCommand is an operator's command, from haclient.
 type AdminCommand uint8
@@ -137,3 +181,7 @@ func (PeerMessage) isEvent()    {}
 func (ResourceResult) isEvent() {}
 func (FenceResult) isEvent()    {}
 func (AdminRequest) isEvent()   {}
+func (DiskStatus) isEvent()     {}
+func (FenceMessage) isEvent()   {}
+
+func (FenceMessageCleared) isEvent() {}

@@ -37,6 +37,26 @@ type fencing struct {
 	next      time.Duration // when the next attempt is due
 	inc       uint64        // the peer's newest incarnation when the outstanding attempt began
 	lastErr   string
+	byDisk    bool          // confirmed by a fence message the peer did not acknowledge
+	doneAt    time.Duration // when it was confirmed
+}
+
+// diskView is the quorum disk as the daemon last reported it.
+type diskView struct {
+	written   bool
+	lastWrite time.Duration
+	peerRead  bool
+	peerMoved time.Duration
+	mailbox   bool // the own mailbox was read at least once
+}
+
+// poison is a fence message for this node found in its mailbox.
+type poison struct {
+	active  bool
+	from    string
+	kind    string
+	atStart bool
+	obeyed  bool
 }
 
 // grant is a Release this node sent and the peer has not yet confirmed.
@@ -103,6 +123,11 @@ type Machine struct {
 
 	fence fencing
 
+	disk      diskView
+	leaseLost bool
+	poison    poison
+	blocked   string // why this node may not take the service, as last noticed
+
 	maint    bool
 	maintVer uint64
 
@@ -165,6 +190,19 @@ func (m *Machine) Step(now time.Duration, ev Event) []Action {
 		m.onFence(ev)
 	case AdminRequest:
 		m.onAdmin(ev)
+	case DiskStatus:
+		m.disk = diskView{
+			written: ev.Written, lastWrite: ev.LastWrite,
+			peerRead: ev.PeerRead, peerMoved: ev.PeerMoved,
+			mailbox: ev.MailboxRead,
+		}
+	case FenceMessage:
+		m.onFenceMessage(ev)
+	case FenceMessageCleared:
+		if m.poison.active && !m.poison.obeyed {
+			m.poison = poison{}
+			m.notice(LevelWarning, "the fence message for this node was cleared: it may take the service again")
+		}
 	}
 	m.decide()
 	m.flush()
@@ -197,6 +235,13 @@ func (m *Machine) Status() Status {
 			Attempts:  m.fence.attempts,
 			LastError: m.fence.lastErr,
 		},
+		LeaseLost:    m.leaseLost,
+		FenceMessage: m.poisonText(),
+	}
+	if m.fence.active && m.fence.confirmed {
+		if down, why := m.peerKnownDown(); !down {
+			s.Fencing.Waiting = why
+		}
 	}
 	if m.fence.active && !m.fence.inFlight && !m.fence.confirmed {
 		s.Fencing.NextAttempt = m.fence.next
@@ -233,8 +278,12 @@ func (m *Machine) peerSilent() bool {
 
 // peerKnownDown reports whether the peer is known not to run the service and
 // unable to start it: the one condition under which this node takes the
-// service without the peer's release or the start-up election. Today that is
-// a fencing confirmed by the fencing device (or skipped, without fencing).
+// service without the peer's release or the start-up election. That is a
+// fencing confirmed by an agent, or acknowledged by the peer through the
+// quorum disk, or a fence message delivered through the disk after which
+// the peer's slot stayed still for DiskWait: the peer's lease ran out and
+// its watchdog, unfed since, has reset it. (Without fencing, the silence
+// alone.) When the answer is no, the text says what is awaited.
 func (m *Machine) peerKnownDown() (bool, string) {
 	if !m.fence.confirmed {
 		return false, ""
@@ -242,7 +291,68 @@ func (m *Machine) peerKnownDown() (bool, string) {
 	if m.cfg.UnsafeNoFencing {
 		return true, fmt.Sprintf("%s is silent (unsafe_no_fencing: not fenced)", m.cfg.Peer)
 	}
-	return true, fmt.Sprintf("%s is fenced", m.cfg.Peer)
+	if !m.fence.byDisk {
+		return true, fmt.Sprintf("%s is fenced", m.cfg.Peer)
+	}
+	since := m.fence.doneAt
+	if m.disk.peerRead {
+		since = m.disk.peerMoved
+	}
+	wait := m.cfg.DiskWait()
+	if still := m.now - since; still < wait {
+		return false, fmt.Sprintf("fence message delivered to %s without acknowledgement; its slot has been still for %v of %v (lease, watchdog and margin)",
+			m.cfg.Peer, still.Round(time.Millisecond), wait)
+	}
+	return true, fmt.Sprintf("%s is fenced through the quorum disk: its slot was still for %v after the fence message", m.cfg.Peer, wait)
+}
+
+// diskOK reports whether this node renewed its slot within the lease, or
+// there is no quorum disk.
+func (m *Machine) diskOK() bool {
+	return !m.cfg.Disk || (m.disk.written && m.now-m.disk.lastWrite <= m.cfg.Lease)
+}
+
+// mayHold reports whether this node may take the service now, and why not:
+// a node that cannot write the quorum disk, that has not read its own
+// mailbox yet, or that has a fence message waiting never becomes active.
+func (m *Machine) mayHold() (bool, string) {
+	switch {
+	case m.poison.active:
+		return false, m.poisonText()
+	case !m.cfg.Disk:
+		return true, ""
+	case !m.disk.written:
+		return false, "this node has not written its slot on the quorum disk yet"
+	case !m.diskOK():
+		return false, fmt.Sprintf("this node has not renewed its slot on the quorum disk for %v", (m.now - m.disk.lastWrite).Round(time.Millisecond))
+	case !m.disk.mailbox:
+		return false, "this node has not read its mailbox on the quorum disk yet"
+	}
+	return true, ""
+}
+
+func (m *Machine) poisonText() string {
+	p := m.poison
+	switch {
+	case !p.active:
+		return ""
+	case p.atStart:
+		return fmt.Sprintf("a fence message (%s from %s) waits in this node's mailbox on the quorum disk since before this run: clear it with haclient disk clear", p.kind, p.from)
+	}
+	return fmt.Sprintf("obeying a fence message (%s from %s): stopping the group and taking this node down", p.kind, p.from)
+}
+
+func (m *Machine) onFenceMessage(f FenceMessage) {
+	if m.poison.active && (!m.poison.atStart || f.AtStart) {
+		return // known already, or already obeyed
+	}
+	m.poison = poison{active: true, from: f.From, kind: f.Kind, atStart: f.AtStart}
+	if f.AtStart {
+		m.notice(LevelError, "%s", m.poisonText())
+		return
+	}
+	m.moving, m.yielding, m.peerAsked, m.failback = false, false, false, false
+	m.notice(LevelError, "fence message (%s) from %s: stopping the group at once and taking this node down", f.Kind, f.From)
 }
 
 func (m *Machine) onMessage(msg Message) {
@@ -535,7 +645,17 @@ func (m *Machine) onFence(r FenceResult) {
 			return
 		}
 		m.fence.confirmed = true
-		m.notice(LevelWarning, "%s fenced: confirmed off after %d attempt(s)", m.cfg.Peer, m.fence.attempts)
+		m.fence.byDisk = r.Disk && !r.Acknowledged
+		m.fence.doneAt = m.now
+		switch {
+		case m.fence.byDisk:
+			m.notice(LevelWarning, "%s fenced through the quorum disk: the fence message was not acknowledged; taking the service once its slot has been still for %v",
+				m.cfg.Peer, m.cfg.DiskWait())
+		case r.Disk:
+			m.notice(LevelWarning, "%s fenced through the quorum disk: it acknowledged the fence message after %d attempt(s)", m.cfg.Peer, m.fence.attempts)
+		default:
+			m.notice(LevelWarning, "%s fenced: confirmed off after %d attempt(s)", m.cfg.Peer, m.fence.attempts)
+		}
 		return
 	}
 	m.fence.lastErr = r.Reason
@@ -679,12 +799,34 @@ func (m *Machine) decide() {
 	if m.group == groupSelfFenced {
 		return
 	}
+	if m.poison.active && !m.poison.atStart {
+		m.decidePoisoned()
+		return
+	}
 	if !m.owner {
 		m.decideStandby()
 	}
 	if m.owner {
 		m.decideOwner()
 	}
+}
+
+// decidePoisoned obeys a fence message that came while this node runs: it
+// stops the group, by force if need be, and then asks the daemon to
+// acknowledge and take the node down. Nothing else happens meanwhile.
+func (m *Machine) decidePoisoned() {
+	if m.group == groupStarting || m.group == groupStopping || m.group == groupForcing || m.restarting != "" {
+		return // wait for the outstanding operation
+	}
+	if m.group != groupStopped {
+		m.stopGroup()
+		return
+	}
+	m.owner = false
+	m.poison.obeyed = true
+	m.group = groupSelfFenced
+	m.emit(ObeyFence{From: m.poison.from})
+	m.notice(LevelError, "group stopped as %s's fence message asked: acknowledging it and taking this node down", m.poison.from)
 }
 
 // decideStandby: this node does not hold the service. It keeps its group
@@ -699,19 +841,33 @@ func (m *Machine) decideStandby() {
 	// holds the service, and an attempt under way may already have switched
 	// it off. It ends only when the service is taken (by the fencing, or by
 	// the peer's own release).
+	if m.poison.active {
+		return // a fence message waits: this node takes nothing
+	}
 	if !m.fence.active && !m.maint && m.peerSilent() {
 		m.beginFencing()
 	}
 	if m.fence.active && !m.fence.confirmed && !m.fence.inFlight && !m.maint && m.now >= m.fence.next {
 		m.attemptFence()
 	}
-	if down, why := m.peerKnownDown(); down {
-		m.acquire(why)
+	down, why := m.peerKnownDown()
+	elect := !down && !m.maint && m.mayElect()
+	if !down && !elect {
+		m.blocked = ""
 		return
 	}
-	if !m.maint && m.mayElect() {
-		m.acquire(fmt.Sprintf("elected: neither node holds the service and %s is the preferred node", m.cfg.Node))
+	if ok, whyNot := m.mayHold(); !ok {
+		if m.blocked != whyNot {
+			m.blocked = whyNot
+			m.notice(LevelWarning, "not taking the service yet: %s", whyNot)
+		}
+		return
 	}
+	m.blocked = ""
+	if elect {
+		why = fmt.Sprintf("elected: neither node holds the service and %s is the preferred node", m.cfg.Node)
+	}
+	m.acquire(why)
 }
 
 // mayElect reports whether this node may create the service: neither node
@@ -787,6 +943,25 @@ func (m *Machine) decideOwner() {
 		m.notice(LevelWarning, "gave the service up: %s holds it", m.cfg.Peer)
 		return
 	}
+	leaseOK := m.diskOK()
+	switch {
+	case !leaseOK:
+		if !m.leaseLost {
+			m.leaseLost = true
+			m.notice(LevelError, "could not renew this node's slot on the quorum disk for %v (lease %v): stopping the group",
+				(m.now - m.disk.lastWrite).Round(time.Millisecond), m.cfg.Lease)
+		}
+		if m.group == groupStarted || m.group == groupUnknown {
+			m.stopGroup()
+			return
+		}
+		if ok, _, _ := m.peerCanTake(); ok && !m.moving && !m.maint {
+			m.startMove("this node cannot write the quorum disk")
+		}
+	case m.leaseLost:
+		m.leaseLost = false
+		m.notice(LevelInfo, "this node's slot on the quorum disk is renewed again")
+	}
 	if m.maint {
 		return
 	}
@@ -840,6 +1015,9 @@ func (m *Machine) decideOwner() {
 	case groupUnknown:
 		m.stopGroup()
 	case groupStopped:
+		if !leaseOK {
+			return
+		}
 		m.group = groupStarting
 		m.emit(StartGroup{})
 		m.notice(LevelInfo, "starting the group")
@@ -907,7 +1085,7 @@ func (m *Machine) flush() {
 		Role:               role,
 		Owner:              m.owner,
 		Quiescent:          !m.owner && m.group == groupStopped && !m.fence.active && !m.fence.inFlight && !m.grant.active,
-		Eligible:           !m.hasFatal() && m.group != groupSelfFenced,
+		Eligible:           !m.hasFatal() && m.group != groupSelfFenced && m.eligibleDisk(),
 		Releasing:          m.owner && m.moving,
 		Maintenance:        m.maint,
 	}
@@ -919,8 +1097,21 @@ func (m *Machine) flush() {
 	}
 }
 
+// eligibleDisk reports whether the quorum disk lets this node take the
+// service, as far as the peer need know.
+func (m *Machine) eligibleDisk() bool {
+	ok, _ := m.mayHold()
+	return ok
+}
+
 func (m *Machine) currentRole() (Role, string) {
 	switch {
+	case m.poison.active && m.group == groupSelfFenced:
+		return RoleFailed, m.poisonText()
+	case m.poison.active && m.group != groupStopped:
+		return RoleStopping, m.poisonText()
+	case m.poison.active:
+		return RoleFailed, m.poisonText()
 	case m.group == groupSelfFenced:
 		return RoleFailed, "the group could not be stopped: fencing this node"
 	case m.group == groupStarting:
@@ -948,6 +1139,8 @@ func (m *Machine) currentRole() (Role, string) {
 			return RoleStopping, fmt.Sprintf("waiting for %s to take the service", m.cfg.Peer)
 		case m.hasFatal():
 			return RoleFailed, fmt.Sprintf("%s failed and %s cannot take the service", m.fatalNames(), m.cfg.Peer)
+		case m.leaseLost:
+			return RoleFailed, fmt.Sprintf("holding the service, stopped: this node cannot write the quorum disk and %s cannot take over", m.cfg.Peer)
 		case m.maint:
 			return RoleStandby, "holding the service, stopped, in maintenance mode"
 		}

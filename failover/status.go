@@ -81,6 +81,13 @@ type Status struct {
 	Fencing Fencing
 	// Failures lists the resources with a failure on record, by name.
 	Failures []Failure
+	// LeaseLost is true while this node holds the service but could not
+	// renew its slot on the quorum disk within the lease.
+	LeaseLost bool
+	// FenceMessage describes a fence message left for this node on the
+	// quorum disk that keeps it from taking the service, or that it is
+	// obeying; empty when none.
+	FenceMessage string
 }
 
 // Fencing describes the fencing of the peer.
@@ -95,6 +102,11 @@ type Fencing struct {
 	// NextAttempt is when the next attempt is due, on the Machine's clock,
 	// while none is outstanding.
 	NextAttempt time.Duration
+	// Waiting says why a confirmed fencing does not yet let this node take
+	// the service: a fence message delivered through the quorum disk
+	// without acknowledgement, while the peer's slot has not been still
+	// for long enough.
+	Waiting string
 }
 
 // Failure is a resource's failure record on this node.
