@@ -1,6 +1,7 @@
 package heartbeat
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,16 @@ type DiskStats struct {
 	// Counter is the counter of this node's last written slot; PeerCounter
 	// the last one read from the peer's slot.
 	Counter, PeerCounter uint64
+	// LastWrite is when the latest successful write of this node's slot
+	// returned; zero before the first. PeerMoved is when the peer's
+	// counter (or generation) was last seen to change, or first read.
+	// Both carry monotonic readings of this node's clock.
+	LastWrite, PeerMoved time.Time
+	// MailboxRead says this node's own mailbox, read with every poll of
+	// the peer's slot, was read and decoded at least once; Mailbox is what
+	// it last held (kind MsgNone when empty).
+	MailboxRead bool
+	Mailbox     quorum.Message
 	// LastError is the latest write or read error, or rejected sector.
 	LastError string
 }
@@ -75,9 +86,10 @@ type Disk struct {
 	interval    time.Duration
 	log         *slog.Logger
 	// writeSlot and readSlot do the I/O; tests replace them to make the
-	// disk fail.
+	// disk fail. readSlot reads the peer's slot and this node's mailbox
+	// together.
 	writeSlot func(i int, s *quorum.Slot) error
-	readSlot  func(i int) (*quorum.Slot, error)
+	readSlot  func() (*quorum.Slot, *quorum.Mailbox, error, error, error)
 
 	ready  chan struct{} // polled is set
 	due    chan struct{} // Send found a cycle due
@@ -87,6 +99,7 @@ type Disk struct {
 
 	mu       sync.Mutex
 	pending  []byte // latest message not yet written
+	rewrite  bool   // write the slot with the next cycle even without a message
 	slot     quorum.Slot
 	writeErr error // returned by the next Send
 	stats    DiskStats
@@ -142,13 +155,16 @@ func DialDisk(cfg DiskConfig) (*Disk, error) {
 	}
 	d := &Disk{
 		name: cfg.Name, disk: qd, hdr: h, local: local, peer: peer, interval: cfg.Interval,
-		writeSlot: qd.WriteSlot, readSlot: qd.ReadSlot,
+		writeSlot: qd.WriteSlot,
 		log:     log.With("medium", cfg.Name, "device", cfg.Device),
 		ready:   make(chan struct{}, 1),
 		due:     make(chan struct{}, 1),
 		closed:  make(chan struct{}),
 		slot:    quorum.Slot{AckFrom: quorum.NoSlot},
 		limiter: newLogLimiter(LogInterval),
+	}
+	d.readSlot = func() (*quorum.Slot, *quorum.Mailbox, error, error, error) {
+		return qd.ReadSlotAndMailbox(peer, local)
 	}
 	if s, err := qd.ReadSlot(local); err == nil {
 		d.slot.Counter = s.Counter
@@ -187,7 +203,12 @@ func (d *Disk) Send(msg []byte) error {
 	default:
 	}
 	d.mu.Lock()
-	d.pending = slices.Clone(msg)
+	// A heartbeat does not displace a message of the decision core that
+	// waits for the next cycle: any signed message shows the node alive,
+	// and the slot holds one message per interval.
+	if d.pending == nil || !isHeartbeat(msg) || isHeartbeat(d.pending) {
+		d.pending = slices.Clone(msg)
+	}
 	err := d.writeErr
 	d.writeErr = nil
 	if time.Since(d.cycled) >= d.interval-d.interval/10 {
@@ -201,6 +222,50 @@ func (d *Disk) Send(msg []byte) error {
 }
 
 func (d *Disk) sendsPromptly() bool { return true }
+
+// isHeartbeat reports whether msg is a plain heartbeat, by its type byte
+// (offset 5, see the package documentation).
+func isHeartbeat(msg []byte) bool {
+	return len(msg) > 5 && Type(msg[5]) == TypeHeartbeat
+}
+
+// Acknowledge records in this node's slot, from the next write on, that
+// it obeyed m, a fence message from its mailbox, and returns once a write
+// carrying it has reached the disk, or ctx ends.
+func (d *Disk) Acknowledge(ctx context.Context, m quorum.Message) error {
+	d.mu.Lock()
+	if err := d.hdr.Acknowledge(&d.slot, m); err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("heartbeat: %s: %w", d.name, err)
+	}
+	want := d.slot.Counter + 1
+	d.rewrite = true
+	d.mu.Unlock()
+	select {
+	case d.due <- struct{}{}:
+	default:
+	}
+	t := time.NewTicker(d.interval / 4)
+	defer t.Stop()
+	for {
+		d.mu.Lock()
+		done, err := d.stats.Counter >= want, d.writeErr
+		d.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("heartbeat: %s: acknowledge %v: %w (%w)", d.name, m, ctx.Err(), err)
+			}
+			return fmt.Errorf("heartbeat: %s: acknowledge %v: %w", d.name, m, ctx.Err())
+		case <-d.closed:
+			return fmt.Errorf("heartbeat: %s: acknowledge %v: %w", d.name, m, os.ErrClosed)
+		case <-t.C:
+		}
+	}
+}
 
 // run is the medium's cycle, once per interval until Close: write the
 // pending message, if any, into this node's slot, then read the peer's.
@@ -225,23 +290,26 @@ func (d *Disk) run() {
 		case <-d.due: // this cycle answers it
 		default:
 		}
-		msg := d.pending
-		d.pending = nil
+		msg, rewrite := d.pending, d.rewrite
+		d.pending, d.rewrite = nil, false
 		d.mu.Unlock()
-		if msg != nil {
+		if msg != nil || rewrite {
 			d.write(msg)
 		}
 		d.poll()
 	}
 }
 
-// write stores msg in this node's slot with the next counter. The counter
+// write stores msg (nil: the payload as it was) in this node's slot with
+// the next counter. The counter
 // moves at every attempt, so a write that failed but landed later is never
 // confused with the next one.
 func (d *Disk) write(msg []byte) {
 	d.mu.Lock()
 	d.slot.Counter++
-	d.slot.Payload = msg
+	if msg != nil {
+		d.slot.Payload = msg
+	}
 	// The message is this node's own; its generation and role make the
 	// slot readable by a dump without the key.
 	if m, _, err := parse(msg); err == nil {
@@ -265,12 +333,13 @@ func (d *Disk) write(msg []byte) {
 		d.writeErr = fmt.Errorf("heartbeat: %s: write slot: %w", d.name, err)
 		if d.pending == nil {
 			// Keep trying with this message until a newer one comes.
-			d.pending = msg
+			d.pending, d.rewrite = msg, true
 		}
 		return
 	}
 	d.stats.Writes++
 	d.stats.Counter = s.Counter
+	d.stats.LastWrite = time.Now()
 }
 
 // poll reads the peer's slot and leaves for Receive the message it holds
@@ -282,7 +351,18 @@ func (d *Disk) poll() {
 	d.mu.Lock()
 	readSlot := d.readSlot
 	d.mu.Unlock()
-	s, err := readSlot(d.peer)
+	s, mb, err, mbErr, ioErr := readSlot()
+	switch {
+	case ioErr != nil:
+		err = ioErr
+	case mbErr != nil:
+		d.rejected(mbErr)
+	default:
+		d.mu.Lock()
+		d.stats.MailboxRead = true
+		d.stats.Mailbox = d.disk.MessageOf(d.local, mb)
+		d.mu.Unlock()
+	}
 	if err != nil {
 		if d.rejected(err) {
 			return
@@ -300,6 +380,11 @@ func (d *Disk) poll() {
 	d.mu.Unlock()
 	moved := !d.seen || s.Counter != d.lastCnt || s.Generation != d.lastGen
 	first := !d.seen
+	if moved {
+		d.mu.Lock()
+		d.stats.PeerMoved = time.Now()
+		d.mu.Unlock()
+	}
 	d.seen, d.lastCnt, d.lastGen = true, s.Counter, s.Generation
 	if !moved || first || len(s.Payload) == 0 {
 		return
