@@ -63,12 +63,24 @@
 // # floatip
 //
 // Start adds Address to its interface (given, or the one interface with an
-// address in the same subnet) and, for IPv4, announces it with gratuitous
-// ARP, in request and reply form, in rounds: the first before Start returns,
-// the others in the background until Stop. IPv6 addresses are added without
-// duplicate address detection, so they serve at once. Stop ends the
-// announcements, then removes the address from every interface that has
-// it. Monitor checks that the address is on an interface that is up.
+// address in the same subnet) and announces it in rounds: the first before
+// Start returns, the others in the background until Stop. IPv4 addresses
+// are announced with gratuitous ARP, in request and reply form; IPv6
+// addresses are added without duplicate address detection, so they serve
+// at once, and announced with unsolicited neighbour advertisements to all
+// nodes (override flag set, target link-layer address option). Stop ends
+// the announcements, then removes the address from every interface that
+// has it. Monitor checks that the address is on an interface that is up.
+//
+// With DHCP the address comes from a DHCPv4 lease instead: Start runs
+// DISCOVER, OFFER, REQUEST, ACK on the interface with a fixed client id
+// (option 61) that both nodes share, so the server leases either node the
+// same address; it adds the address with the lease's prefix length and a
+// lifetime that ends with the lease, announces it, and renews the lease in
+// the background: unicast to the server at T1, broadcast to any server at
+// T2. A lease refused or run out removes the address and makes Monitor
+// report the loss. Stop removes the address without DHCPRELEASE, so the
+// server keeps the address for the client id until the peer asks.
 //
 // Each resource reaches the system through a small unexported interface;
 // the tests of the logic replace it, and the tests that run as root use the

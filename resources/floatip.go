@@ -21,15 +21,30 @@ type FloatIPParams struct {
 	// Address is the address with its prefix length: "198.18.0.50/24",
 	// "2001:db8::50/64". The prefix also finds the interface when Interface
 	// is empty. A bare address is taken as a host address (/32, /128) and
-	// then needs Interface.
+	// then needs Interface. Empty when DHCP is set.
 	Address string
 	// Interface is the interface to put the address on. Empty: the one
-	// interface that has an address inside Address's prefix.
+	// interface that has an address inside Address's prefix. Required when
+	// DHCP is set.
 	Interface string
-	// ARPRounds is how many rounds of gratuitous ARP follow adding an IPv4
-	// address; each round is a request and a reply. The first round is sent
-	// before Start returns, the rest in the background, ARPInterval apart.
-	// Zero means DefaultARPRounds; negative sends none.
+	// DHCP takes the address from a DHCPv4 server on Interface instead of
+	// from Address: Start obtains a lease (DISCOVER, OFFER, REQUEST, ACK)
+	// sending ClientID, adds the leased address with the lease's prefix
+	// length, and keeps the lease renewed until Stop.
+	DHCP bool
+	// ClientID is the DHCP client identifier (option 61) that both nodes
+	// send, so that the server leases either of them the same address. It
+	// is sent as type 0 followed by the bytes of the string, at most 254
+	// bytes. Required when DHCP is set, and only used then.
+	ClientID string
+	// DHCPTimeout bounds obtaining a lease when Start's context has no
+	// deadline. Zero means DefaultDHCPTimeout.
+	DHCPTimeout time.Duration
+	// ARPRounds is how many rounds of announcements follow adding the
+	// address: for IPv4 gratuitous ARP (each round a request and a reply),
+	// for IPv6 an unsolicited neighbour advertisement. The first round is
+	// sent before Start returns, the rest in the background, ARPInterval
+	// apart. Zero means DefaultARPRounds; negative sends none.
 	ARPRounds int
 	// ARPInterval is the time between rounds. Zero means DefaultARPInterval.
 	ARPInterval time.Duration
@@ -44,32 +59,49 @@ type FloatIPParams struct {
 // Defaults of a floating IP resource. Rounds spread over seconds reach
 // switches and clients that ignore a first burst (a port still coming up,
 // a neighbour entry in its locktime).
+// DefaultDHCPTimeout leaves a server that checks the address with a ping
+// before offering it (as dnsmasq and ISC dhcpd do) time to answer.
 const (
 	DefaultARPRounds   = 3
 	DefaultARPInterval = time.Second
+	DefaultDHCPTimeout = 20 * time.Second
 )
 
 // FloatIP is an IP address that moves between nodes. See the package
 // documentation for what each operation does.
 type FloatIP struct {
 	p        FloatIPParams
-	prefix   netip.Prefix
+	prefix   netip.Prefix // the static address; invalid with DHCP
+	clientID []byte       // option 61 as sent, with DHCP
 	parseErr error
 	sys      netSys
+	clock    clock
+	dhcp     dhcpTiming
 
-	mu     sync.Mutex // serialises Start and Stop; guards rounds
-	rounds *rounds    // the latest background announcements, or nil
+	mu     sync.Mutex // serialises Start and Stop; guards rounds and keeper
+	rounds *task      // the latest background announcements, or nil
+	keeper *task      // the DHCP lease keeper, or nil
+
+	lmu   sync.Mutex // guards lease and lost
+	lease *dhcpLease // the lease held, or nil
+	lost  error      // why the lease was lost, until Stop or Start
 }
 
 // netSys is the floating IP's access to the network stack.
 type netSys interface {
 	links() ([]netLink, error)
-	addrReplace(index int, p netip.Prefix, flags int) error
+	// addrReplace adds p or updates it; a lifetime above zero makes the
+	// kernel drop the address after it, zero keeps it forever.
+	addrReplace(index int, p netip.Prefix, flags int, lifetime time.Duration) error
 	addrDel(index int, p netip.Prefix) error
 	// announcer returns what tells the neighbours that addr is now at l,
 	// or nil when nothing needs telling (no link-layer address, or a
 	// family whose announcement this package does not send).
 	announcer(l netLink, addr netip.Addr) (announcer, error)
+	// dhcpConn opens a DHCP client's connection on l: with local invalid,
+	// one that broadcasts on the link from port 68 and needs no address;
+	// with local valid, a UDP socket on local:68 for unicast to a server.
+	dhcpConn(l netLink, local netip.Addr) (net.PacketConn, error)
 }
 
 // netLink is an interface with its addresses.
@@ -94,10 +126,50 @@ type announcer interface {
 	close() error
 }
 
-// rounds are background announcement rounds, owned by the resource.
-type rounds struct {
+// task is a goroutine owned by the resource: background announcement
+// rounds, or the DHCP lease keeper. Stop cancels it and waits for it.
+type task struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// startTask runs fn in a goroutine that ends when its context is
+// cancelled.
+func startTask(fn func(ctx context.Context)) *task {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &task{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		fn(ctx)
+	}()
+	return t
+}
+
+// running reports whether t is still at work; nil is not.
+func (t *task) running() bool {
+	if t == nil {
+		return false
+	}
+	select {
+	case <-t.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop cancels t and waits for it to end, within ctx.
+func (t *task) stop(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	t.cancel()
+	select {
+	case <-t.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // NewFloatIP returns the floating IP resource of p. Parameter errors are
@@ -113,12 +185,30 @@ func newFloatIP(p FloatIPParams, sys netSys) *FloatIP {
 	if p.ARPInterval <= 0 {
 		p.ARPInterval = DefaultARPInterval
 	}
+	if p.DHCPTimeout <= 0 {
+		p.DHCPTimeout = DefaultDHCPTimeout
+	}
 	if p.Log == nil {
 		p.Log = slog.Default()
 	}
-	f := &FloatIP{p: p, sys: sys}
-	f.prefix, f.parseErr = parseFloatAddress(p.Address, p.Interface)
+	f := &FloatIP{p: p, sys: sys, clock: realClock{}, dhcp: defaultDHCPTiming}
+	if p.DHCP {
+		f.clientID, f.parseErr = parseDHCPParams(p)
+	} else {
+		f.parseErr = checkStaticParams(p)
+		if f.parseErr == nil {
+			f.prefix, f.parseErr = parseFloatAddress(p.Address, p.Interface)
+		}
+	}
 	return f
+}
+
+// checkStaticParams refuses the DHCP parameters without DHCP.
+func checkStaticParams(p FloatIPParams) error {
+	if p.ClientID != "" {
+		return fmt.Errorf("client id %q is only used with DHCP", p.ClientID)
+	}
+	return nil
 }
 
 // parseFloatAddress parses the Address parameter.
@@ -163,9 +253,20 @@ func (f *FloatIP) Name() string { return f.p.Name }
 // Params returns the resource's parameters, defaults filled in.
 func (f *FloatIP) Params() FloatIPParams { return f.p }
 
-// Prefix returns the parsed address; it is invalid when Address does not
-// parse.
-func (f *FloatIP) Prefix() netip.Prefix { return f.prefix }
+// Prefix returns the address with its prefix length: the parsed Address,
+// or with DHCP the address of the lease held. It is invalid when Address
+// does not parse, or with DHCP while no lease is held.
+func (f *FloatIP) Prefix() netip.Prefix {
+	if !f.p.DHCP {
+		return f.prefix
+	}
+	f.lmu.Lock()
+	defer f.lmu.Unlock()
+	if f.lease == nil {
+		return netip.Prefix{}
+	}
+	return f.lease.Prefix
+}
 
 func (f *FloatIP) errorf(format string, args ...any) error {
 	return &Error{Kind: "floatip", Name: f.p.Name, Err: fmt.Errorf(format, args...)}
@@ -176,6 +277,15 @@ func (f *FloatIP) paramErr() error {
 		return f.errorf("%w", f.parseErr)
 	}
 	return nil
+}
+
+// subject names the address in messages: the address itself, or the DHCP
+// client id that obtains it.
+func (f *FloatIP) subject() string {
+	if f.p.DHCP {
+		return fmt.Sprintf("DHCP client id %q", f.p.ClientID)
+	}
+	return f.prefix.String()
 }
 
 func (f *FloatIP) listLinks() ([]netLink, error) {
@@ -197,7 +307,7 @@ func (f *FloatIP) pickLink(links []netLink) (netLink, error) {
 				return l, nil
 			}
 		}
-		return netLink{}, f.errorf("interface %s for %s not found", f.p.Interface, f.prefix)
+		return netLink{}, f.errorf("interface %s for %s not found", f.p.Interface, f.subject())
 	}
 	var holding, inSubnet []netLink
 	subnet := f.prefix.Masked()
@@ -234,8 +344,9 @@ func (f *FloatIP) pickLink(links []netLink) (netLink, error) {
 	}
 }
 
-// Validate checks that the address parses and that its interface exists or
-// is found from the subnet.
+// Validate checks that the address parses (or, with DHCP, that the client
+// id and interface are given) and that its interface exists or is found
+// from the subnet.
 func (f *FloatIP) Validate(ctx context.Context) error {
 	if err := f.paramErr(); err != nil {
 		return err
@@ -249,8 +360,14 @@ func (f *FloatIP) Validate(ctx context.Context) error {
 }
 
 // Start adds the address to its interface (IPv6 without duplicate address
-// detection, so it is usable at once) and, for IPv4, sends the first round
-// of gratuitous ARP before returning and the others in the background.
+// detection, so it is usable at once) and announces it: gratuitous ARP for
+// IPv4, an unsolicited neighbour advertisement for IPv6. The first round
+// is sent before Start returns, the others in the background. With DHCP,
+// Start first obtains a lease within its context's deadline (or
+// DHCPTimeout), adds the leased address with the lease's prefix length and
+// a lifetime that ends with the lease, and keeps the lease renewed in the
+// background.
+//
 // Start on a started resource changes nothing, except that it announces the
 // address again when no rounds are running. When the first round cannot be
 // sent, Start fails, since clients whose neighbour caches still point at
@@ -271,55 +388,60 @@ func (f *FloatIP) Start(ctx context.Context) error {
 		return err
 	}
 	if !l.up {
-		return f.errorf("interface %s for %s is down", l.name, f.prefix)
+		return f.errorf("interface %s for %s is down", l.name, f.subject())
+	}
+	p, lifetime := f.prefix, time.Duration(0)
+	var lease *dhcpLease
+	if f.p.DHCP {
+		if lease, err = f.holdLease(ctx, l); err != nil {
+			return err
+		}
+		p, lifetime = lease.Prefix, lease.lifetime(f.clock.now())
 	}
 	flags := 0
-	if f.prefix.Addr().Is6() {
+	if p.Addr().Is6() {
 		flags = unix.IFA_F_NODAD
 	}
-	if err := f.sys.addrReplace(l.index, f.prefix, flags); err != nil {
-		return f.errorf("add %s to %s: %w", f.prefix, l.name, err)
+	if err := f.sys.addrReplace(l.index, p, flags, lifetime); err != nil {
+		return f.errorf("add %s to %s: %w", p, l.name, err)
 	}
-	if f.rounds != nil {
-		select {
-		case <-f.rounds.done:
-			f.rounds = nil
-		default:
-			return nil // still announcing
-		}
+	if lease != nil && !f.keeper.running() {
+		f.keeper = startTask(func(ctx context.Context) { f.keepLease(ctx, l, lease) })
 	}
-	if f.p.ARPRounds < 0 {
+	return f.announce(ctx, l, p.Addr())
+}
+
+// announce sends the first round of announcements of ip on l and starts
+// the others in the background, unless rounds still run. f.mu is held.
+func (f *FloatIP) announce(ctx context.Context, l netLink, ip netip.Addr) error {
+	if f.rounds.running() || f.p.ARPRounds < 0 {
 		return nil
 	}
+	f.rounds = nil
 	if err := ctx.Err(); err != nil {
-		return f.errorf("announce %s on %s: %w", f.prefix.Addr(), l.name, err)
+		return f.errorf("announce %s on %s: %w", ip, l.name, err)
 	}
-	an, err := f.sys.announcer(l, f.prefix.Addr())
+	an, err := f.sys.announcer(l, ip)
 	if err != nil {
-		return f.errorf("announce %s on %s: %w", f.prefix.Addr(), l.name, err)
+		return f.errorf("announce %s on %s: %w", ip, l.name, err)
 	}
 	if an == nil {
 		return nil
 	}
 	if err := an.announce(); err != nil {
 		an.close()
-		return f.errorf("announce %s on %s: %w", f.prefix.Addr(), l.name, err)
+		return f.errorf("announce %s on %s: %w", ip, l.name, err)
 	}
 	if f.p.ARPRounds <= 1 {
 		an.close()
 		return nil
 	}
-	rctx, cancel := context.WithCancel(context.Background())
-	r := &rounds{cancel: cancel, done: make(chan struct{})}
-	f.rounds = r
-	go f.announceRounds(rctx, r, an, l.name)
+	f.rounds = startTask(func(ctx context.Context) { f.announceRounds(ctx, an, ip, l.name) })
 	return nil
 }
 
-// announceRounds sends rounds 2..ARPRounds and closes r.done when it ends,
-// after closing the announcer.
-func (f *FloatIP) announceRounds(ctx context.Context, r *rounds, an announcer, ifname string) {
-	defer close(r.done)
+// announceRounds sends rounds 2..ARPRounds, then closes the announcer.
+func (f *FloatIP) announceRounds(ctx context.Context, an announcer, ip netip.Addr, ifname string) {
 	defer an.close()
 	t := time.NewTicker(f.p.ARPInterval)
 	defer t.Stop()
@@ -330,41 +452,58 @@ func (f *FloatIP) announceRounds(ctx context.Context, r *rounds, an announcer, i
 		case <-t.C:
 		}
 		if err := an.announce(); err != nil {
-			f.p.Log.Warn("gratuitous ARP failed", "resource", f.p.Name, "address", f.prefix.Addr().String(),
+			f.p.Log.Warn("address announcement failed", "resource", f.p.Name, "address", ip.String(),
 				"interface", ifname, "round", i, "err", err)
 		}
 	}
 }
 
-// stopRounds cancels the background rounds and waits for them to end, so
-// that nothing announces the address once Stop removes it. f.mu is held.
-func (f *FloatIP) stopRounds(ctx context.Context) error {
-	r := f.rounds
-	if r == nil {
-		return nil
+// stopTasks ends the lease keeper and the announcements and waits for
+// them, so that nothing renews or announces the address once Stop removes
+// it. f.mu is held.
+func (f *FloatIP) stopTasks(ctx context.Context) error {
+	if err := f.keeper.stop(ctx); err != nil {
+		return f.errorf("DHCP lease keeper of %s did not stop: %w", f.subject(), err)
 	}
-	r.cancel()
-	select {
-	case <-r.done:
-		f.rounds = nil
-		return nil
-	case <-ctx.Done():
-		return f.errorf("announcements of %s did not stop: %w", f.prefix.Addr(), ctx.Err())
+	f.keeper = nil
+	if err := f.rounds.stop(ctx); err != nil {
+		return f.errorf("announcements of %s did not stop: %w", f.subject(), err)
 	}
+	f.rounds = nil
+	return nil
 }
 
-// Stop ends the announcements, then removes the address from every
-// interface that has it. An address already gone is no error.
+// Stop ends the announcements (and with DHCP the renewals), then removes
+// the address from every interface that has it. An address already gone is
+// no error. With DHCP, Stop forgets the lease without sending DHCPRELEASE:
+// the server keeps the address bound to the client id, so the peer that
+// takes over, asking with the same client id, gets the same address, and
+// no other client can be given it in between. A DHCP resource that holds
+// no lease has nothing to remove.
 func (f *FloatIP) Stop(ctx context.Context) error {
 	if err := f.paramErr(); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.stopRounds(ctx); err != nil {
+	if err := f.stopTasks(ctx); err != nil {
 		return err
 	}
-	ip := f.prefix.Addr()
+	ip := f.Prefix().Addr()
+	if !ip.IsValid() {
+		f.forgetLease()
+		return nil
+	}
+	if err := f.removeAddr(ip); err != nil {
+		return err
+	}
+	f.forgetLease()
+	return nil
+}
+
+// removeAddr removes ip from every interface that has it and checks that
+// it is gone.
+func (f *FloatIP) removeAddr(ip netip.Addr) error {
 	links, err := f.listLinks()
 	if err != nil {
 		return err
@@ -410,18 +549,35 @@ func linksWith(links []netLink, ip netip.Addr) []netLink {
 // Monitor checks that the address is on its interface with its prefix
 // length, usable (not failed duplicate address detection), and that the
 // interface is up with a carrier. It returns an error wrapping ErrStopped
-// when the address is on no interface.
+// when the address is on no interface. With DHCP it returns ErrStopped
+// while no lease is held, and a failure once the lease is lost (refused
+// or expired without renewal) until Stop.
 func (f *FloatIP) Monitor(ctx context.Context) error {
 	if err := f.paramErr(); err != nil {
 		return err
 	}
-	ip := f.prefix.Addr()
+	want := f.prefix
+	if f.p.DHCP {
+		f.lmu.Lock()
+		lease, lost := f.lease, f.lost
+		f.lmu.Unlock()
+		switch {
+		case lost != nil:
+			return lost
+		case lease == nil:
+			return f.errorf("no DHCP lease for %s: %w", f.subject(), ErrStopped)
+		}
+		want = lease.Prefix
+	}
+	ip := want.Addr()
 	links, err := f.listLinks()
 	if err != nil {
 		return err
 	}
 	on := linksWith(links, ip)
 	switch {
+	case len(on) == 0 && f.p.DHCP:
+		return f.errorf("leased address %s is on no interface", ip)
 	case len(on) == 0:
 		return f.errorf("%s is on no interface: %w", ip, ErrStopped)
 	case len(on) > 1:
@@ -435,8 +591,8 @@ func (f *FloatIP) Monitor(ctx context.Context) error {
 		if a.prefix.Addr() != ip {
 			continue
 		}
-		if a.prefix.Bits() != f.prefix.Bits() {
-			return f.errorf("%s is on %s as %s, not as %s", ip, l.name, a.prefix, f.prefix)
+		if a.prefix.Bits() != want.Bits() {
+			return f.errorf("%s is on %s as %s, not as %s", ip, l.name, a.prefix, want)
 		}
 		if a.flags&unix.IFA_F_DADFAILED != 0 {
 			return f.errorf("%s on %s failed duplicate address detection: another host has it", ip, l.name)

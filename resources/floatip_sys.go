@@ -1,17 +1,24 @@
 package resources
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"runtime"
+	"syscall"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // realNet is netSys on the running system, in the network namespace at
@@ -96,13 +103,18 @@ func toNetlinkAddr(index int, p netip.Prefix, flags int) *netlink.Addr {
 	}
 }
 
-func (r realNet) addrReplace(index int, p netip.Prefix, flags int) error {
+func (r realNet) addrReplace(index int, p netip.Prefix, flags int, lifetime time.Duration) error {
 	h, err := r.handle()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	return h.AddrReplace(nil, toNetlinkAddr(index, p, flags))
+	a := toNetlinkAddr(index, p, flags)
+	if lifetime > 0 {
+		s := int(min((lifetime+time.Second-1)/time.Second, math.MaxUint32-1))
+		a.ValidLft, a.PreferedLft = s, s
+	}
+	return h.AddrReplace(nil, a)
 }
 
 func (r realNet) addrDel(index int, p netip.Prefix) error {
@@ -114,27 +126,61 @@ func (r realNet) addrDel(index int, p netip.Prefix) error {
 	return h.AddrDel(nil, toNetlinkAddr(index, p, 0))
 }
 
-// announcer returns the gratuitous ARP sender for an IPv4 address. IPv6
-// addresses get none here: their unsolicited neighbour advertisement is a
-// second announcer of the same shape.
+// announcer returns the sender of an address's announcements: gratuitous
+// ARP for IPv4, unsolicited neighbour advertisements for IPv6. Its socket
+// is opened inside the namespace, on a thread locked there, and stays
+// there.
 func (r realNet) announcer(l netLink, addr netip.Addr) (announcer, error) {
-	if !addr.Is4() || l.loopback || len(l.hwAddr) < 6 {
+	if l.loopback || len(l.hwAddr) < 6 {
 		return nil, nil
 	}
-	var c *arp.Client
+	var an announcer
 	err := inNetNS(r.nsPath, func() error {
 		ifi, err := net.InterfaceByIndex(l.index)
 		if err != nil {
 			return err
 		}
-		c, err = arp.Dial(ifi)
-		return err
+		if addr.Is4() {
+			c, err := arp.Dial(ifi)
+			if err != nil {
+				return fmt.Errorf("open ARP socket on %s: %w", l.name, err)
+			}
+			an = &garp{c: c, hw: l.hwAddr, ip: addr}
+			return nil
+		}
+		c, err := listenNDP(ifi, addr)
+		if err != nil {
+			return fmt.Errorf("open ICMPv6 socket on %s: %w", l.name, err)
+		}
+		an = newUnsolicitedNA(c, l.hwAddr, addr)
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("open ARP socket on %s: %w", l.name, err)
-	}
-	return &garp{c: c, hw: l.hwAddr, ip: addr}, nil
+	return an, err
 }
+
+// listenNDP opens an NDP socket that sends from addr, or from the
+// link-local address when addr cannot be bound (still tentative, when
+// something else added it with duplicate address detection). It receives
+// nothing: the floating address only speaks.
+func listenNDP(ifi *net.Interface, addr netip.Addr) (*ndp.Conn, error) {
+	c, _, err := ndp.Listen(ifi, ndp.Addr(addr.String()))
+	if err != nil {
+		var lerr error
+		if c, _, lerr = ndp.Listen(ifi, ndp.LinkLocal); lerr != nil {
+			return nil, errors.Join(err, lerr)
+		}
+	}
+	var none ipv6.ICMPFilter
+	none.SetAll(true)
+	if err := c.SetICMPFilter(&none); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// announceWriteTimeout bounds one round's writes.
+const announceWriteTimeout = time.Second
 
 // garp sends gratuitous ARP for one address.
 type garp struct {
@@ -143,15 +189,12 @@ type garp struct {
 	ip netip.Addr
 }
 
-// garpWriteTimeout bounds one round's writes.
-const garpWriteTimeout = time.Second
-
 // announce broadcasts the address in both forms neighbours heed: a request
 // for the address from itself with an empty target hardware address (the
 // ARP announcement of RFC 5227), and an unsolicited reply to the broadcast
 // address, which some switches and hosts only learn from.
 func (g *garp) announce() error {
-	if err := g.c.SetWriteDeadline(time.Now().Add(garpWriteTimeout)); err != nil {
+	if err := g.c.SetWriteDeadline(time.Now().Add(announceWriteTimeout)); err != nil {
 		return err
 	}
 	req, err := arp.NewPacket(arp.OperationRequest, g.hw, g.ip, make(net.HardwareAddr, len(g.hw)), g.ip)
@@ -172,6 +215,79 @@ func (g *garp) announce() error {
 }
 
 func (g *garp) close() error { return g.c.Close() }
+
+// ndpConn is what an unsolicited NA is sent through; *ndp.Conn is one.
+type ndpConn interface {
+	WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Addr) error
+	SetWriteDeadline(t time.Time) error
+	Close() error
+}
+
+// allNodes is the link-local all-nodes multicast address, ff02::1.
+var allNodes = netip.IPv6LinkLocalAllNodes()
+
+// unsolicitedNA sends unsolicited neighbour advertisements for one
+// address (RFC 4861 7.2.6).
+type unsolicitedNA struct {
+	c  ndpConn
+	na *ndp.NeighborAdvertisement
+}
+
+// newUnsolicitedNA returns the sender of NAs for ip at hw: not solicited,
+// with the override flag, so that neighbours replace the link-layer
+// address they have for ip; the target link-layer address option carries
+// hw (an NA has no source link-layer address option: RFC 4861 4.4).
+func newUnsolicitedNA(c ndpConn, hw net.HardwareAddr, ip netip.Addr) *unsolicitedNA {
+	return &unsolicitedNA{c: c, na: &ndp.NeighborAdvertisement{
+		Override:      true,
+		TargetAddress: ip,
+		Options: []ndp.Option{&ndp.LinkLayerAddress{
+			Direction: ndp.Target,
+			Addr:      hw,
+		}},
+	}}
+}
+
+// announce sends one NA to all nodes of the link.
+func (u *unsolicitedNA) announce() error {
+	if err := u.c.SetWriteDeadline(time.Now().Add(announceWriteTimeout)); err != nil {
+		return err
+	}
+	if err := u.c.WriteTo(u.na, nil, allNodes); err != nil {
+		return fmt.Errorf("send neighbour advertisement: %w", err)
+	}
+	return nil
+}
+
+func (u *unsolicitedNA) close() error { return u.c.Close() }
+
+// dhcpConn opens a DHCP client's socket on l inside the namespace: a raw
+// socket that broadcasts from port 68 when local is invalid, else a UDP
+// socket on local:68, bound to l, that shares the port with any other
+// DHCP client of the node.
+func (r realNet) dhcpConn(l netLink, local netip.Addr) (net.PacketConn, error) {
+	var c net.PacketConn
+	err := inNetNS(r.nsPath, func() error {
+		var err error
+		if !local.IsValid() {
+			c, err = nclient4.NewRawUDPConn(l.name, nclient4.ClientPort)
+			return err
+		}
+		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+				if serr == nil {
+					serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, l.name)
+				}
+			})
+			return errors.Join(err, serr)
+		}}
+		c, err = lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(local, nclient4.ClientPort).String())
+		return err
+	})
+	return c, err
+}
 
 // inNetNS runs fn on an OS thread that is in the network namespace at path,
 // so the sockets fn opens belong to that namespace; the empty path runs fn

@@ -24,6 +24,7 @@ type fakeNet struct {
 	sent   int  // announcement rounds sent
 	closed bool // the last announcer was closed
 	dialed int
+	dhcp   *fakeDHCP // the DHCP server on the link, or nil
 }
 
 func (n *fakeNet) event(format string, args ...any) {
@@ -58,11 +59,15 @@ func (n *fakeNet) link(index int) *netLink {
 	return nil
 }
 
-func (n *fakeNet) addrReplace(index int, p netip.Prefix, flags int) error {
+func (n *fakeNet) addrReplace(index int, p netip.Prefix, flags int, lifetime time.Duration) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	l := n.link(index)
-	n.event("replace %s %s flags=%#x", l.name, p, flags)
+	if lifetime > 0 {
+		n.event("replace %s %s flags=%#x lifetime=%v", l.name, p, flags, lifetime)
+	} else {
+		n.event("replace %s %s flags=%#x", l.name, p, flags)
+	}
 	for i, a := range l.addrs {
 		if a.prefix == p {
 			l.addrs[i].flags = flags
@@ -88,9 +93,6 @@ func (n *fakeNet) addrDel(index int, p netip.Prefix) error {
 }
 
 func (n *fakeNet) announcer(l netLink, addr netip.Addr) (announcer, error) {
-	if !addr.Is4() {
-		return nil, nil
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dialed++
@@ -284,11 +286,16 @@ func TestFloatIPStopRemovesEverywhere(t *testing.T) {
 
 func TestFloatIPv6(t *testing.T) {
 	n := twoLANs()
-	f := testIP(n, FloatIPParams{Address: "2001:db8::50/64"})
+	f := testIP(n, FloatIPParams{Address: "2001:db8::50/64", ARPRounds: 2, ARPInterval: 10 * time.Millisecond})
 	if err := f.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := n.took(), fmt.Sprintf("replace eth0 2001:db8::50/64 flags=%#x", unix.IFA_F_NODAD); got != want {
+	waitFor(t, "two rounds and the socket closed", 5*time.Second, func() bool {
+		sent, closed := n.counts()
+		return sent == 2 && closed
+	})
+	// The same rounds as IPv4's ARP: the first within Start.
+	if got, want := n.took(), fmt.Sprintf("replace eth0 2001:db8::50/64 flags=%#x; announce eth0; announce eth0; close eth0", unix.IFA_F_NODAD); got != want {
 		t.Errorf("events %q, want %q", got, want)
 	}
 	if err := f.Monitor(context.Background()); err != nil {
