@@ -47,10 +47,24 @@ var _ systemdConn = (*sddbus.Conn)(nil)
 // connectSystemd opens a connection to systemd: over the system bus, or,
 // when the bus cannot be reached (its daemon restarting), over systemd's
 // private socket, which needs no bus daemon but root.
+func connectSystemd(ctx context.Context) (systemdConn, error) {
+	return connectFirst(ctx,
+		dialer{"system bus", sddbus.NewSystemConnectionContext},
+		dialer{"private socket /run/systemd/private", sddbus.NewSystemdConnectionContext})
+}
+
+// dialer is one way to reach systemd.
+type dialer struct {
+	name string
+	dial func(context.Context) (*sddbus.Conn, error)
+}
+
+// connectFirst returns a connection by the first dialer that succeeds.
 //
 // go-systemd closes a connection when the context it was dialled with ends,
-// so the dial gets a context that never ends; ctx bounds only the wait.
-func connectSystemd(ctx context.Context) (systemdConn, error) {
+// so the dial gets a context that never ends; ctx bounds only the wait, and
+// a connection that comes after ctx ended is closed.
+func connectFirst(ctx context.Context, dialers ...dialer) (systemdConn, error) {
 	type result struct {
 		c   *sddbus.Conn
 		err error
@@ -58,18 +72,16 @@ func connectSystemd(ctx context.Context) (systemdConn, error) {
 	done := make(chan result, 1)
 	go func() {
 		long := context.WithoutCancel(ctx)
-		c, err := sddbus.NewSystemConnectionContext(long)
-		if err != nil {
-			c, perr := sddbus.NewSystemdConnectionContext(long)
-			if perr != nil {
-				err = fmt.Errorf("system bus: %v; private socket /run/systemd/private: %v", err, perr)
-				done <- result{nil, err}
+		var errs []string
+		for _, d := range dialers {
+			c, err := d.dial(long)
+			if err == nil {
+				done <- result{c, nil}
 				return
 			}
-			done <- result{c, nil}
-			return
+			errs = append(errs, fmt.Sprintf("%s: %v", d.name, err))
 		}
-		done <- result{c, nil}
+		done <- result{nil, errors.New(strings.Join(errs, "; "))}
 	}()
 	select {
 	case r := <-done:
@@ -78,7 +90,6 @@ func connectSystemd(ctx context.Context) (systemdConn, error) {
 		}
 		return r.c, nil
 	case <-ctx.Done():
-		// Close the connection if it arrives after all.
 		go func() {
 			if r := <-done; r.c != nil {
 				r.c.Close()
