@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -25,6 +26,9 @@ type Options struct {
 type Disk struct {
 	dev *device
 	hdr Header
+
+	listMu sync.Mutex
+	lists  map[int]*listState // this node's own areas, by slot
 }
 
 // Open opens the device and reads and checks its header.
@@ -161,6 +165,10 @@ type Params struct {
 	Watchdog, Lease, MsgWait time.Duration
 	// Timeout bounds each read and write; DefaultTimeout when zero.
 	Timeout time.Duration
+	// ListSectors sizes each copy of every node's connection-list area;
+	// zero sizes it for DefaultListConns IPv6 connections (ListSectorsFor),
+	// NoList makes no area.
+	ListSectors int
 }
 
 // InitReport says what Init found and wrote.
@@ -205,7 +213,13 @@ func Init(path, cluster string, nodes []string, p Params, force bool) (*InitRepo
 	h := &Header{
 		SectorSize: size, Cluster: cluster, Nodes: append([]string(nil), nodes...),
 		Interval: p.Interval, Watchdog: p.Watchdog, Lease: p.Lease, MsgWait: p.MsgWait,
-		CreationID: 1,
+		CreationID: 1, ListSectors: p.ListSectors,
+	}
+	switch {
+	case p.ListSectors == 0 && validSectorSize(size):
+		h.ListSectors = ListSectorsFor(DefaultListConns, size)
+	case p.ListSectors == NoList:
+		h.ListSectors = 0
 	}
 	if err := h.Validate(); err != nil {
 		return nil, err
@@ -245,8 +259,11 @@ func Init(path, cluster string, nodes []string, p Params, force bool) (*InitRepo
 		}
 		h.CreationID = binary.BigEndian.Uint64(id[:])
 	}
+	// Init writes every sector before the areas, not the areas: a
+	// signature there is zeroed too.
+	written := h.listStart() * int64(size)
 	for _, s := range sigs {
-		if err := wipe(dev, s, need); err != nil {
+		if err := wipe(dev, s, written); err != nil {
 			return nil, err
 		}
 	}
@@ -264,6 +281,15 @@ func Init(path, cluster string, nodes []string, p Params, force bool) (*InitRepo
 		}
 		if err := dev.write(MailboxSector(i)*int64(size), box); err != nil {
 			return nil, err
+		}
+		if h.ListSectors > 0 {
+			// A blank first sector in each copy: the area holds no list
+			// yet, whatever an earlier layout left there.
+			for c := range 2 {
+				if err := dev.write(h.ListSector(i, c, 0)*int64(size), make([]byte, size)); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	hdr, err := h.Marshal()
@@ -347,6 +373,9 @@ type Report struct {
 	// Slots and Mailboxes are in slot order.
 	Slots     []SlotReport
 	Mailboxes []MailboxReport
+	// Lists are the connection-list areas in slot order; empty when the
+	// disk has none.
+	Lists []ListReport
 }
 
 // SlotReport is one status slot of a dump.
@@ -394,6 +423,9 @@ func Dump(path string, o Options) (*Report, error) {
 		r.Slots = append(r.Slots, SlotReport{Index: i, Node: n, Sector: SlotSector(i), Slot: s, Err: err})
 		m, err := d.ReadMailbox(i)
 		r.Mailboxes = append(r.Mailboxes, MailboxReport{Index: i, Node: n, Sector: MailboxSector(i), Mailbox: m, Err: err})
+		if h.ListSectors > 0 {
+			r.Lists = append(r.Lists, d.listReport(i))
+		}
 	}
 	return r, nil
 }

@@ -16,7 +16,10 @@
 //	1 + 2i      status slot of node i (written only by node i)
 //	2 + 2i      mailbox of node i (written by the other nodes; read by node i)
 //
-// Sectors from 1+2N on are not part of version 1 and are left alone. A
+//	1+2N+(2i+c)K  copy c (0 or 1) of node i's connection-list area, K
+//	              sectors (the header's list sectors; none when 0)
+//
+// Sectors after the areas are not part of version 1 and are left alone. A
 // node's slot index is its position in the header's node table, which Init
 // fills in the order it is given (tandem gives the order of [[node]] in
 // tandem.toml), so a dump names every slot without the configuration.
@@ -32,7 +35,7 @@
 //	offset  size  field
 //	0       8     magic "TNDMQDSK"
 //	8       2     format version (Version, 1)
-//	10      1     kind: 1 header, 2 status slot, 3 mailbox
+//	10      1     kind: 1 header, 2 status slot, 3 mailbox, 4 list
 //	11      1     index: the slot index (0 in the header)
 //	12      4     reserved, zero
 //	16      8     creation id: random, chosen by Init, the same in every
@@ -58,7 +61,13 @@
 //	                +65 3   reserved, zero
 //	                +68 4   status slot sector (1+2i)
 //	                +72 4   mailbox sector (2+2i)
+//	...           zero up to 424
+//	424     4     first sector of the connection-list areas (1+2N), or 0
+//	428     4     K, sectors in each copy of an area; 0: no areas
 //	...           zero up to the CRC
+//
+// Disks initialised before the areas existed hold zeros at 424..431: they
+// open as before and have no area.
 //
 // Status slot (sector 1+2i), written by node i only:
 //
@@ -82,6 +91,31 @@
 //	26      6     reserved, zero
 //	32      8     sequence, bumped by the sender for every message
 //	...           zero up to the CRC
+//
+// Connection-list area sector (sector p of copy c of node i's area),
+// written by node i only:
+//
+//	24      1     copy c
+//	25      3     reserved, zero
+//	28      4     position p in the copy
+//	32      8     write sequence, not 0, bumped at every write of the area
+//	40      4     sectors n this write filled, 1..K
+//	44      4     length of the list in bytes, filling exactly n sectors
+//	48      8     the list's epoch, as its writer gives it
+//	56      8     the list's version, as its writer gives it
+//	64      ...   this sector's share of the list (S-68 bytes, the last
+//	              sector's rest zero)
+//
+// An area holds the active node's list of client connections, so that a
+// survivor that lost the LAN with its peer still knows whom to tickle.
+// The writer alternates between the two copies, and every sector of a
+// write carries its sequence, length and version: a reader takes the copy
+// with the greater sequence whose n sectors all pass their CRC and agree,
+// else the other. A write torn by a crash thus spoils only the copy being
+// written, and the previous list stays whole in the other; a reader never
+// sees a mix of two writes. (A commit sector would need a second copy of
+// the data anyway, since a list is rewritten in place; two copies alone
+// give the same guarantee with one write per sector.)
 //
 // A decoder checks, in order: length, magic, CRC, version, kind and index
 // (ErrMisplaced), creation id against the header (ErrForeign), then each

@@ -58,6 +58,11 @@ const (
 	offHdrPad2    = 113
 	offNodeTable  = 120
 	nodeEntryLen  = 76 // name length, name, 3 reserved, slot sector, mailbox sector
+	// The connection-list area, after the largest node table. Headers
+	// written before the area existed hold zeros here: no area.
+	offListStart   = offNodeTable + MaxSlots*nodeEntryLen // 424
+	offListSectors = offListStart + 4
+	hdrEnd         = offListSectors + 4
 
 	// status slot
 	offGeneration  = 24
@@ -99,6 +104,8 @@ const (
 	KindSlot SectorKind = 2
 	// KindMailbox is a node's mailbox.
 	KindMailbox SectorKind = 3
+	// KindList is a sector of a node's connection-list area.
+	KindList SectorKind = 4
 )
 
 // String names the kind: "header", "slot", "mailbox".
@@ -110,6 +117,8 @@ func (k SectorKind) String() string {
 		return "slot"
 	case KindMailbox:
 		return "mailbox"
+	case KindList:
+		return "list"
 	}
 	return fmt.Sprintf("kind 0x%02x", uint8(k))
 }
@@ -276,6 +285,10 @@ type Header struct {
 	// CreationID identifies this initialisation of the disk; every sector
 	// carries it. Never zero on a valid disk.
 	CreationID uint64
+	// ListSectors is the size, in sectors, of each of the two copies of
+	// a node's connection-list area; zero when the disk has no area (as
+	// every disk initialised before the area existed).
+	ListSectors int
 }
 
 // SlotSector returns the sector number of slot i's status sector.
@@ -284,8 +297,19 @@ func SlotSector(i int) int64 { return 1 + 2*int64(i) }
 // MailboxSector returns the sector number of slot i's mailbox.
 func MailboxSector(i int) int64 { return 2 + 2*int64(i) }
 
-// Sectors returns how many sectors the layout uses.
-func (h *Header) Sectors() int64 { return 1 + 2*int64(len(h.Nodes)) }
+// Sectors returns how many sectors the layout uses, the
+// connection-list areas included.
+func (h *Header) Sectors() int64 { return h.listStart() + 2*int64(len(h.Nodes))*int64(h.ListSectors) }
+
+// listStart is the first sector after the slots and mailboxes, where the
+// connection-list areas begin.
+func (h *Header) listStart() int64 { return 1 + 2*int64(len(h.Nodes)) }
+
+// ListSector returns the sector number of sector pos of copy c (0 or 1)
+// of slot i's connection-list area.
+func (h *Header) ListSector(i, c, pos int) int64 {
+	return h.listStart() + int64(2*i+c)*int64(h.ListSectors) + int64(pos)
+}
 
 // SlotOf returns the slot index of the named node.
 func (h *Header) SlotOf(node string) (int, bool) {
@@ -396,6 +420,9 @@ func (h *Header) Validate() error {
 	if h.CreationID == 0 {
 		return errors.New("quorum: creation id is zero")
 	}
+	if h.ListSectors < 0 || h.ListSectors > MaxListSectors {
+		return fmt.Errorf("quorum: connection-list area of %d sectors: want 0 to %d", h.ListSectors, MaxListSectors)
+	}
 	return nil
 }
 
@@ -435,6 +462,10 @@ func (h *Header) Marshal() ([]byte, error) {
 		copy(e[1:], n)
 		binary.BigEndian.PutUint32(e[68:], uint32(SlotSector(i)))
 		binary.BigEndian.PutUint32(e[72:], uint32(MailboxSector(i)))
+	}
+	if h.ListSectors > 0 {
+		binary.BigEndian.PutUint32(b[offListStart:], uint32(h.listStart()))
+		binary.BigEndian.PutUint32(b[offListSectors:], uint32(h.ListSectors))
 	}
 	seal(b)
 	return b, nil
@@ -616,7 +647,20 @@ func DecodeHeader(b []byte) (*Header, error) {
 			return nil, d.errf(fmt.Sprintf("node %d mailbox sector", i), e+72, ErrField, "%d, version %d puts it at %d", s, Version, MailboxSector(i))
 		}
 	}
-	if err := d.zero("padding", offNodeTable+n*nodeEntryLen, size-crcLen); err != nil {
+	if err := d.zero("padding", offNodeTable+n*nodeEntryLen, offListStart); err != nil {
+		return nil, err
+	}
+	start, k := binary.BigEndian.Uint32(b[offListStart:]), binary.BigEndian.Uint32(b[offListSectors:])
+	switch {
+	case k == 0 && start != 0:
+		return nil, d.errf("list start", offListStart, ErrField, "%d without a list area", start)
+	case k > MaxListSectors:
+		return nil, d.errf("list sectors", offListSectors, ErrField, "%d, limit %d", k, MaxListSectors)
+	case k > 0 && int64(start) != h.listStart():
+		return nil, d.errf("list start", offListStart, ErrField, "%d, version %d puts it at %d", start, Version, h.listStart())
+	}
+	h.ListSectors = int(k)
+	if err := d.zero("padding", hdrEnd, size-crcLen); err != nil {
 		return nil, err
 	}
 	return h, nil
