@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
 )
 
 // systemdRunDir exists, as a directory, exactly when systemd is the init
@@ -225,13 +228,9 @@ func (s *Systemd) begin() *session { return &session{s: s} }
 func (o *session) get(ctx context.Context) (systemdConn, error) {
 	s := o.s
 	if s.conn != nil && !s.conn.Connected() {
-		if o.reconnect {
-			return nil, errors.New("the connection to systemd was lost again after reconnecting")
+		if err := o.drop(); err != nil {
+			return nil, err
 		}
-		o.reconnect = true
-		s.logger().Warn("connection to systemd lost; reconnecting")
-		s.conn.Close()
-		s.conn = nil
 	}
 	if s.conn == nil {
 		connect := s.connect
@@ -247,6 +246,27 @@ func (o *session) get(ctx context.Context) (systemdConn, error) {
 	return s.conn, nil
 }
 
+// drop closes a lost connection so that get opens another, or fails when
+// this operation did so already.
+func (o *session) drop() error {
+	if o.reconnect {
+		return errors.New("the connection to systemd was lost again after reconnecting")
+	}
+	o.reconnect = true
+	o.s.logger().Warn("connection to systemd lost; reconnecting")
+	o.s.conn.Close()
+	o.s.conn = nil
+	return nil
+}
+
+// lostConn reports whether err says the connection itself failed, rather
+// than systemd answering with an error. Right after the bus daemon went
+// away a write can fail before the connection notices that it is closed.
+func lostConn(c systemdConn, err error) bool {
+	return !c.Connected() || errors.Is(err, dbus.ErrClosed) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}
+
 // do runs call on the connection. When call fails because the connection
 // was lost, the connection is opened again and call repeated, once per
 // operation.
@@ -257,13 +277,15 @@ func (o *session) do(ctx context.Context, call func(systemdConn) error) error {
 			return err
 		}
 		err = call(c)
-		switch {
-		case err == nil || c.Connected() || ctx.Err() != nil:
+		if err == nil || ctx.Err() != nil || !lostConn(c, err) {
 			return err
-		case o.reconnect:
+		}
+		if o.reconnect {
 			return fmt.Errorf("the connection to systemd was lost again after reconnecting: %w", err)
 		}
-		// Lost: get opens it again on the next round.
+		if c == o.s.conn {
+			o.drop()
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -45,9 +46,12 @@ type fakeSystemd struct {
 	// dropOnJob, when > 0, makes that many jobs lose the connection instead
 	// of ending.
 	dropOnJob int
-	// dropAfterCall, when > 0, makes that many calls lose the connection
+	// dropBeforeCall, when > 0, makes that many calls lose the connection
 	// first.
 	dropBeforeCall int
+	// pipeOnCall, when > 0, makes that many calls fail as a write to a bus
+	// daemon that just went away does: before the connection knows.
+	pipeOnCall int
 }
 
 func newFakeSystemd(units ...string) *fakeSystemd {
@@ -129,6 +133,11 @@ func (c *fakeConn) enter(name string) (*fakeUnit, error) {
 	if c.closed || c.gen != c.f.gen {
 		c.f.mu.Unlock()
 		return nil, dbus.ErrClosed
+	}
+	if c.f.pipeOnCall > 0 {
+		c.f.pipeOnCall--
+		c.f.mu.Unlock()
+		return nil, &net.OpError{Op: "write", Net: "unix", Err: os.NewSyscallError("write", syscall.EPIPE)}
 	}
 	u := c.f.units[name]
 	if u == nil {
@@ -580,6 +589,28 @@ func TestSystemdReconnect(t *testing.T) {
 		}
 		if sd.connects != 2 {
 			t.Errorf("%d connections, want 2", sd.connects)
+		}
+	})
+	t.Run("write fails first", func(t *testing.T) {
+		r, sd, _ := testSystemd(t, &fakeNet{})
+		sd.mu.Lock()
+		sd.pipeOnCall = 1
+		sd.mu.Unlock()
+		if err := r.Monitor(ctx); !errors.Is(err, resources.ErrStopped) {
+			t.Fatalf("Monitor with a broken pipe: %v, want ErrStopped", err)
+		}
+		if sd.connects != 2 {
+			t.Errorf("%d connections, want 2", sd.connects)
+		}
+		// Systemd's own errors are no reason to reconnect.
+		sd.mu.Lock()
+		delete(sd.units, "winbind.service")
+		sd.mu.Unlock()
+		if err := r.Monitor(ctx); err == nil || !strings.Contains(err.Error(), "Unit winbind.service not found.") {
+			t.Fatalf("Monitor of an unknown unit: %v", err)
+		}
+		if sd.connects != 2 {
+			t.Errorf("%d connections after an error from systemd, want 2", sd.connects)
 		}
 	})
 	t.Run("during a job", func(t *testing.T) {
