@@ -155,12 +155,10 @@ func LoadView(path string) (*View, error) {
 // per interval, written atomically (SaveList) by a goroutine of its own
 // that sleeps while nothing changes. Close stops it.
 type ViewSaver struct {
-	v        *View
-	path     string
-	interval time.Duration
-	log      *slog.Logger
-	stop     chan struct{}
-	done     chan struct{}
+	v    *View
+	path string
+	log  *slog.Logger
+	loop *throttle
 
 	mu      sync.Mutex
 	saved   uint64 // change count last written
@@ -177,31 +175,10 @@ func NewViewSaver(v *View, path string, interval time.Duration, log *slog.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &ViewSaver{v: v, path: path, interval: interval, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &ViewSaver{v: v, path: path, log: log}
 	_, s.saved = v.snapshot()
-	go s.run(v.watch())
+	s.loop = startThrottle(interval, v.watch(), s.save)
 	return s
-}
-
-func (s *ViewSaver) run(changed <-chan struct{}) {
-	defer close(s.done)
-	t := time.NewTimer(0)
-	<-t.C
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-changed:
-		}
-		s.save()
-		t.Reset(s.interval)
-		select {
-		case <-s.stop:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // save writes the list when it changed since the last write.
@@ -213,26 +190,65 @@ func (s *ViewSaver) save() error {
 		return nil
 	}
 	err := SaveList(s.path, l)
-	switch {
-	case err == nil:
+	if err == nil {
 		s.saved = n
-		if s.lastErr != nil {
-			s.log.Info("connection list saved again", "path", s.path)
-		}
-	case s.lastErr == nil:
-		s.log.Warn("cannot save the peer's connection list", "err", err)
 	}
-	s.lastErr = err
+	s.lastErr = logTransition(s.log, s.lastErr, err, "the peer's connection list", "path", s.path)
 	return err
 }
 
 // Close stops the saver and writes a change not yet written.
 func (s *ViewSaver) Close() error {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	<-s.done
+	s.loop.close()
 	return s.save()
+}
+
+// logTransition logs the first failure of a run of failures, and the
+// success that ends it, and returns err.
+func logTransition(log *slog.Logger, prev, err error, what string, args ...any) error {
+	switch {
+	case err != nil && prev == nil:
+		log.Warn("cannot save "+what, append(args, "err", err)...)
+	case err == nil && prev != nil:
+		log.Info("saved "+what+" again", args...)
+	}
+	return err
+}
+
+// throttle runs fn after each signal on wake, at most once per interval,
+// on a goroutine of its own that sleeps while no signal comes.
+type throttle struct {
+	stop, done chan struct{}
+	once       sync.Once
+}
+
+func startThrottle(interval time.Duration, wake <-chan struct{}, fn func() error) *throttle {
+	t := &throttle{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		timer := time.NewTimer(interval)
+		timer.Stop()
+		for {
+			select {
+			case <-t.stop:
+				return
+			case <-wake:
+			}
+			fn()
+			timer.Reset(interval)
+			select {
+			case <-t.stop:
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+		}
+	}()
+	return t
+}
+
+// close stops the goroutine and waits for it.
+func (t *throttle) close() {
+	t.once.Do(func() { close(t.stop) })
+	<-t.done
 }
