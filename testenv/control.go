@@ -53,6 +53,7 @@ type HostStatus struct {
 	PID           int      `json:"pid,omitempty"`
 	Frozen        bool     `json:"frozen,omitempty"`
 	PublicAddr    string   `json:"public_addr"`
+	PublicAddr6   string   `json:"public_addr6,omitempty"`
 	HeartbeatAddr string   `json:"heartbeat_addr,omitempty"`
 	Cut           []string `json:"cut,omitempty"`
 	DiskFailed    bool     `json:"disk_failed,omitempty"`

@@ -13,8 +13,12 @@
 //     and its own cgroup. A host's pid 1 is a small init that reaps orphans;
 //     [Host.Command] runs a program inside the host.
 //   - A public bridge (198.18.0.0/24: a .1, b .2, client .100, the floating
-//     address .50 is free for the service) and a separate heartbeat bridge
-//     (198.18.1.0/24: a .1, b .2), both inside a "switch" namespace.
+//     address .50 is free for the service; and 2001:2::/64: a ::1, b ::2,
+//     client ::100, floating ::50, without duplicate address detection) and
+//     a separate heartbeat bridge (198.18.1.0/24: a .1, b .2, IPv4 only),
+//     both inside a "switch" namespace.
+//   - On demand, a DHCP server ([Lab.StartDHCP]: dnsmasq, DHCP only) on the
+//     public network, leasing from [DHCPRange].
 //   - A serial cable: a pty per node, joined by a relay that moves bytes both
 //     ways at line speed and can be cut.
 //   - A shared disk: a quorum image and an ext4 data image. Each node reaches

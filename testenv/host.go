@@ -26,6 +26,10 @@ type Host struct {
 	Name string
 	// PublicAddr is the host's own address on the public network.
 	PublicAddr netip.Prefix
+	// PublicAddr6 is the host's own IPv6 address on the public network,
+	// in PublicNet6, added without duplicate address detection so that it
+	// serves at once.
+	PublicAddr6 netip.Prefix
 	// HeartbeatAddr is the node's address on the heartbeat LAN; the client
 	// has none.
 	HeartbeatAddr netip.Prefix
@@ -271,19 +275,21 @@ func (h *Host) Running(comm string) (bool, error) {
 // setNetwork brings the host's interfaces up with its own addresses only,
 // or takes them down and clears them.
 func (h *Host) setNetwork(up bool) error {
-	ifs := []struct {
-		name string
-		addr netip.Prefix
-	}{{PublicIf, h.PublicAddr}}
+	type hostIf struct {
+		name  string
+		addrs []netip.Prefix
+	}
+	pub := hostIf{PublicIf, []netip.Prefix{h.PublicAddr}}
+	if h.PublicAddr6.IsValid() {
+		pub.addrs = append(pub.addrs, h.PublicAddr6)
+	}
+	ifs := []hostIf{pub}
 	if h.HeartbeatAddr.IsValid() {
-		ifs = append(ifs, struct {
-			name string
-			addr netip.Prefix
-		}{HeartbeatIf, h.HeartbeatAddr})
+		ifs = append(ifs, hostIf{HeartbeatIf, []netip.Prefix{h.HeartbeatAddr}})
 	}
 	for _, i := range ifs {
 		if up {
-			if err := h.net.setAddrs(i.name, i.addr); err != nil {
+			if err := h.net.setAddrs(i.name, i.addrs...); err != nil {
 				return err
 			}
 			if err := h.net.up(i.name); err != nil {

@@ -169,7 +169,7 @@ func New(opts Options) (lab *Lab, err error) {
 }
 
 func (l *Lab) addHost(p hostPlan, index int) (*Host, error) {
-	h := &Host{Name: p.name, PublicAddr: p.public, HeartbeatAddr: p.heartbeat, Dir: filepath.Join(l.Dir, p.name), lab: l}
+	h := &Host{Name: p.name, PublicAddr: p.public, PublicAddr6: p.public6, HeartbeatAddr: p.heartbeat, Dir: filepath.Join(l.Dir, p.name), lab: l}
 	for _, d := range []string{"etc", "lib"} {
 		if err := os.MkdirAll(filepath.Join(h.Dir, d), 0o755); err != nil {
 			return nil, err
@@ -549,7 +549,7 @@ func (l *Lab) Status() Status {
 	defer l.mu.Unlock()
 	for _, n := range names {
 		h := l.hosts[n]
-		hs := HostStatus{Name: n, Power: "off", PublicAddr: h.PublicAddr.String(), DiskFailed: l.diskFail[n]}
+		hs := HostStatus{Name: n, Power: "off", PublicAddr: h.PublicAddr.String(), PublicAddr6: h.PublicAddr6.String(), DiskFailed: l.diskFail[n]}
 		h.mu.Lock()
 		if h.initPID != 0 {
 			hs.Power, hs.PID, hs.Frozen = "on", h.initPID, h.frozen

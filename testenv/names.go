@@ -27,6 +27,18 @@ var (
 	// FloatIP is the address the service floats on. The lab never assigns
 	// it; the service under test does.
 	FloatIP = netip.MustParsePrefix("198.18.0.50/24")
+
+	// PublicNet6 is the public network's IPv6 subnet, inside 2001:2::/48,
+	// the IPv6 range set aside for benchmarking. The heartbeat LAN has no
+	// IPv6 addresses.
+	PublicNet6 = netip.MustParsePrefix("2001:2::/64")
+	// FloatIP6 is the IPv6 address the service can float on; like FloatIP,
+	// the lab never assigns it.
+	FloatIP6 = netip.MustParsePrefix("2001:2::50/64")
+
+	// DHCPRange is the range a lab DHCP server leases from by default,
+	// on the public network, clear of the hosts and FloatIP.
+	DHCPRange = [2]netip.Addr{netip.MustParseAddr("198.18.0.150"), netip.MustParseAddr("198.18.0.159")}
 )
 
 // Interface names inside a host.
@@ -39,12 +51,13 @@ type hostPlan struct {
 	name      string
 	public    netip.Prefix
 	heartbeat netip.Prefix // invalid for the client
+	public6   netip.Prefix
 }
 
 var plans = []hostPlan{
-	{"a", netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("198.18.1.1/24")},
-	{"b", netip.MustParsePrefix("198.18.0.2/24"), netip.MustParsePrefix("198.18.1.2/24")},
-	{"client", netip.MustParsePrefix("198.18.0.100/24"), netip.Prefix{}},
+	{"a", netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("198.18.1.1/24"), netip.MustParsePrefix("2001:2::1/64")},
+	{"b", netip.MustParsePrefix("198.18.0.2/24"), netip.MustParsePrefix("198.18.1.2/24"), netip.MustParsePrefix("2001:2::2/64")},
+	{"client", netip.MustParsePrefix("198.18.0.100/24"), netip.Prefix{}, netip.MustParsePrefix("2001:2::100/64")},
 }
 
 // NewName returns a fresh random lab name.

@@ -126,7 +126,8 @@ func (h *nsHandle) down(name string) error {
 }
 
 // setAddrs makes addrs the only addresses on the interface (IPv6 link-local
-// addresses are the kernel's and stay).
+// addresses are the kernel's and stay). IPv6 addresses skip duplicate
+// address detection, so they serve at once.
 func (h *nsHandle) setAddrs(ifname string, addrs ...netip.Prefix) error {
 	l, err := h.LinkByName(ifname)
 	if err != nil {
@@ -147,6 +148,9 @@ func (h *nsHandle) setAddrs(ifname string, addrs ...netip.Prefix) error {
 	}
 	for _, p := range addrs {
 		a := &netlink.Addr{IPNet: prefixNet(p)}
+		if p.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
 		if err := h.AddrReplace(l, a); err != nil {
 			return fmt.Errorf("testenv: add %s to %s in %s: %w", p, ifname, h.path, err)
 		}
