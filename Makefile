@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the tests and the lab use: real smbd and smbclient, iproute2
 # and util-linux for namespaces, e2fsprogs for the data volume.
 DEB_PACKAGES := samba smbclient iproute2 util-linux e2fsprogs iputils-ping \
-                libxml2-utils procps fence-agents socat dbus-daemon
+                libxml2-utils procps fence-agents socat dnsmasq-base dbus-daemon
 
 # In CI a lab test that cannot run fails instead of skipping.
 ifneq ($(CI),)
