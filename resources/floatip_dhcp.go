@@ -192,12 +192,14 @@ func (f *FloatIP) acquire(ctx context.Context, l netLink) (*dhcpLease, error) {
 	}
 	defer c.Close()
 	cid := dhcpv4.WithOption(dhcpv4.OptClientIdentifier(f.clientID))
-	sent := f.clock.now()
 	offer, err := c.DiscoverOffer(ctx, cid)
 	if err != nil {
 		return nil, f.errorf("%s on %s: no offer from any server: %w", f.subject(), l.name, unwrapDHCP(err))
 	}
 	server := serverOf(offer)
+	// The lease's times count from the REQUEST (RFC 2131 4.4.1); a server
+	// may take seconds to offer (it pings the address first).
+	sent := f.clock.now()
 	ack, err := c.RequestFromOffer(ctx, offer, cid)
 	if err != nil {
 		return nil, f.errorf("%s on %s: request for %s to server %s: %w", f.subject(), l.name, offer.YourIPAddr, server, unwrapDHCP(err))
