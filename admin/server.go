@@ -239,6 +239,7 @@ func (s *Server) routes() {
 	}{
 		{http.MethodGet, "/v1/status", s.status},
 		{http.MethodGet, "/v1/resources", s.resources},
+		{http.MethodGet, "/v1/tickles", s.tickles},
 		{http.MethodPost, "/v1/standby", s.action("standby", s.daemon.Standby)},
 		{http.MethodPost, "/v1/takeover", s.action("takeover", s.daemon.Takeover)},
 		{http.MethodPost, "/v1/failover", s.action("failover", s.daemon.Failover)},
