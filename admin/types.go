@@ -238,6 +238,10 @@ type FenceReport struct {
 	DurationMS int64 `json:"duration_ms"`
 	// Error says why it failed; empty unless Result is failed.
 	Error string `json:"error"`
+	// Detail summarises what the fencer did: the agent's confirmed power
+	// state, or the fence message left on the disk and whether the node
+	// acknowledged it. Empty while running.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Duration returns DurationMS as a time.Duration.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -53,7 +54,9 @@ type Daemon struct {
 
 	machine *failover.Machine
 	group   *resources.Group
-	fencer  fence.Fencer
+	fencer  peerFence
+	wd      *fence.Watchdog // nil without a watchdog
+	disk    *heartbeat.Disk // the quorum disk medium; nil without one
 	key     []byte
 	gen     uint64
 	origin  time.Time
@@ -89,6 +92,8 @@ type FenceRecord struct {
 	Duration time.Duration
 	OK       bool
 	Error    string
+	// Method is how: "agent fence_x" or "disk".
+	Method string
 	// Result summarises what the fencer did.
 	Result string
 }
@@ -132,10 +137,13 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if d.group, err = buildGroup(cfg, filepath.Join(opts.RunDir, "resources"), d.log); err != nil {
 		return nil, err
 	}
-	d.fencer = opts.Fencer
-	if d.fencer == nil && !cfg.Cluster.UnsafeNoFencing {
-		if d.fencer, err = peerFencer(peer); err != nil {
+	d.fencer = peerFence{node: peer.Name, agent: opts.Fencer, watchdog: cfg.Watchdog.Timeout}
+	if d.fencer.agent == nil && !cfg.Cluster.UnsafeNoFencing {
+		if d.fencer.agent, err = checkAgent(peer); err != nil {
 			return nil, err
+		}
+		if d.fencer.agent == nil && cfg.Heartbeat.Disk == nil {
+			return nil, fmt.Errorf("daemon: node %s has no fence agent and there is no quorum disk: it cannot be fenced (set unsafe_no_fencing = true only in a lab)", peer.Name)
 		}
 	}
 	if d.gen, err = heartbeat.BumpGeneration(opts.StateDir); err != nil {
@@ -147,6 +155,11 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		InitDead: cfg.Cluster.Initdead, ResendInterval: resendInterval(cfg),
 		RestartLimit:    restartLimit(cfg),
 		UnsafeNoFencing: cfg.Cluster.UnsafeNoFencing,
+		FenceDelay:      cfg.Cluster.FenceDelay,
+		Disk:            cfg.Heartbeat.Disk != nil,
+		Lease:           cfg.LeaseTime(),
+		PeerWatchdog:    cfg.Watchdog.Timeout,
+		DiskInterval:    diskInterval(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -167,9 +180,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.cfg.Cluster.UnsafeNoFencing {
 		d.log.Warn("unsafe_no_fencing is set: the peer is never fenced and shared disks are not protected")
 	}
+	wd, err := openWatchdog(d.cfg, d.log)
+	if err != nil {
+		return err
+	}
+	d.wd = wd
+	defer d.closeWatchdog()
 	media, err := buildMedia(d.cfg, d.local, d.peer, d.opts.Logger)
 	if err != nil {
 		return err
+	}
+	for _, m := range media {
+		if disk, ok := m.(*heartbeat.Disk); ok {
+			d.disk = disk
+			if !d.cfg.Cluster.UnsafeNoFencing {
+				d.fencer.disk = disk
+			}
+		}
 	}
 	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHB()
@@ -195,6 +222,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	exec := newExecutor(d.group, d.events, d.log)
 	defer exec.close()
 	l := &loop{d: d, hb: hb, exec: exec, monitorEvery: monitorInterval(d.cfg)}
+	if d.disk != nil {
+		// The disk's state reaches the decision core before anything
+		// else, so that the first decisions know the lease and the
+		// mailbox.
+		l.waitDisk(ctx)
+	}
 	d.notify("READY=1")
 	err = l.run(ctx)
 	d.notify("STOPPING=1")
@@ -215,8 +248,10 @@ type loop struct {
 
 	monitorEvery time.Duration
 	nextMonitor  time.Time
+	mailbox      mailboxView
 	pendingAdmin []adminCall
 	fenceCancel  context.CancelFunc
+	wdStarved    bool // the last turn did not feed the watchdog
 	shutdown     bool
 	shutdownBy   time.Time
 	stoppedByUs  bool
@@ -225,9 +260,15 @@ type loop struct {
 
 func (l *loop) run(ctx context.Context) error {
 	d := l.d
-	tick := time.NewTicker(tickInterval(d.machine.TickInterval(), d.cfg))
+	every := tickInterval(d.machine.TickInterval(), d.cfg)
+	if d.wd != nil {
+		every = min(every, d.wd.FeedInterval())
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	l.observeDisk()
 	l.step(failover.Tick{})
+	l.feedWatchdog()
 	// done is ctx's channel until the shutdown begins, then nil: the
 	// handover runs on events like any other work.
 	done := ctx.Done()
@@ -254,7 +295,9 @@ func (l *loop) run(ctx context.Context) error {
 			ev = call.req
 		case <-tick.C:
 			ev = failover.Tick{}
+			l.observeDisk()
 			l.maybeMonitor()
+			l.feedWatchdog()
 		}
 		if ev != nil {
 			l.step(ev)
@@ -329,6 +372,8 @@ func (l *loop) carryOut(a failover.Action) {
 		}
 	case failover.SelfFence:
 		l.selfFence(a.Reason)
+	case failover.ObeyFence:
+		l.obeyFence(a.From)
 	case failover.Notice:
 		d.record(Notice{At: time.Now(), Level: a.Level.String(), Text: a.Text})
 		switch a.Level {
@@ -361,31 +406,29 @@ func (l *loop) carryOut(a failover.Action) {
 // fence runs the fencer off the loop and reports back as a FenceResult.
 func (l *loop) fence(node string) {
 	d := l.d
-	if d.fencer == nil {
-		d.events <- failover.FenceResult{Node: node, Reason: "no fence agent configured"}
+	if !d.fencer.configured() {
+		d.events <- failover.FenceResult{Node: node, Reason: "no fence agent and no quorum disk configured"}
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.fenceCancel = cancel
 	go func() {
-		start := time.Now()
-		result, err := d.fencer.Fence(ctx)
-		rec := FenceRecord{Target: node, At: start, Duration: time.Since(start), OK: err == nil, Result: result.String()}
-		res := failover.FenceResult{Node: node, Off: err == nil}
-		if err != nil {
-			rec.Error, res.Reason = err.Error(), err.Error()
-		}
-		d.mu.Lock()
-		d.state.fences = append(d.state.fences, rec)
-		if len(d.state.fences) > maxNotices {
-			d.state.fences = d.state.fences[1:]
-		}
-		d.mu.Unlock()
+		rec, res := d.fencer.fence(ctx)
+		d.addFence(rec)
 		select {
 		case d.events <- res:
 		case <-ctx.Done(): // the daemon is shutting down; nobody waits
 		}
 	}()
+}
+
+func (d *Daemon) addFence(rec FenceRecord) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.state.fences = append(d.state.fences, rec)
+	if len(d.state.fences) > maxNotices {
+		d.state.fences = d.state.fences[1:]
+	}
 }
 
 // maybeMonitor checks the running group when it is due and nothing else is
@@ -463,6 +506,11 @@ func (l *loop) selfFence(reason string) {
 	d.record(Notice{At: time.Now(), Level: "error", Text: "fencing myself: " + reason})
 	d.log.Error("fencing myself", "reason", reason)
 	l.selfFenced = true
+	if d.wd != nil {
+		// Unfed from now on, the watchdog resets the node even if what
+		// follows fails.
+		d.wd.Abandon()
+	}
 	if d.opts.SelfFence != nil {
 		d.opts.SelfFence(reason)
 		return

@@ -2,19 +2,24 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/failover"
 	"github.com/tandem-ha/tandem/fence"
+	"github.com/tandem-ha/tandem/heartbeat"
 )
 
-// peerFencer is the fence agent that powers the peer off. Its parameters
-// are checked against the agent's own metadata before the daemon starts,
-// so a typo shows now rather than when the peer dies.
-func peerFencer(peer *config.Node) (fence.Fencer, error) {
+// checkAgent is the fence agent that powers the peer off, nil when the
+// peer has none. Its parameters are checked against the agent's own
+// metadata before the daemon starts, so a typo shows now rather than when
+// the peer dies.
+func checkAgent(peer *config.Node) (fence.Fencer, error) {
 	if peer.Fence == nil {
-		return nil, fmt.Errorf("daemon: node %s has no fence agent, and fencing through the quorum disk is not available in this version", peer.Name)
+		return nil, nil
 	}
 	a := &fence.Agent{Name: peer.Fence.Agent, Node: peer.Name, Params: peer.Fence.Params}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -23,4 +28,81 @@ func peerFencer(peer *config.Node) (fence.Fencer, error) {
 		return nil, fmt.Errorf("daemon: fence agent of %s: %w", peer.Name, err)
 	}
 	return a, nil
+}
+
+// peerFence is how this node fences its peer: the peer's fence agent, and
+// the poison pill on the quorum disk. The agent goes first, as its word
+// (power is off) lets the service move at once and leaves nothing behind;
+// only when it fails, or there is none, does a fence message go into the
+// peer's mailbox, which a rebooted peer finds and must have cleared before
+// it serves again.
+type peerFence struct {
+	node  string
+	agent fence.Fencer    // nil without an agent
+	disk  *heartbeat.Disk // nil without a quorum disk
+	// watchdog is the peer's watchdog timeout: a fence message counts as
+	// delivered, unacknowledged, after twice this.
+	watchdog time.Duration
+}
+
+// configured reports whether the peer can be fenced at all.
+func (p *peerFence) configured() bool { return p.agent != nil || p.disk != nil }
+
+// fence fences the peer once: agent, then disk. It returns the record for
+// status and the result for the decision core.
+func (p *peerFence) fence(ctx context.Context) (FenceRecord, failover.FenceResult) {
+	start := time.Now()
+	rec := FenceRecord{Target: p.node, At: start}
+	res := failover.FenceResult{Node: p.node}
+	var errs []error
+	if p.agent != nil {
+		result, err := p.agent.Fence(ctx)
+		rec.Method, rec.Result = strings.TrimPrefix(result.Fencer, "agent "), result.String()
+		if err == nil {
+			rec.OK, rec.Duration = true, time.Since(start)
+			res.Off = true
+			return rec, res
+		}
+		errs = append(errs, err)
+	}
+	if p.disk != nil && ctx.Err() == nil {
+		pill := &fence.Pill{Disk: p.disk.Quorum(), Local: p.disk.Local(), Node: p.node, Watchdog: p.watchdog, Interval: p.disk.Interval()}
+		del, err := pill.Deliver(ctx)
+		rec.Method = "disk"
+		if err == nil {
+			rec.OK = true
+			res.Off, res.Disk, res.Acknowledged = true, true, del.Acknowledged
+			rec.Result = fmt.Sprintf("fence message %v delivered", del.Message)
+			if del.Acknowledged {
+				rec.Result += " and acknowledged"
+			} else {
+				rec.Result += fmt.Sprintf(" (not acknowledged within %v)", pill.Wait())
+			}
+			if len(errs) > 0 {
+				rec.Result += "; the agent failed: " + errs[0].Error()
+			}
+			rec.Duration = time.Since(start)
+			return rec, res
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, errors.New("no fence agent and no quorum disk configured"))
+	}
+	err := errors.Join(errs...)
+	rec.Duration, rec.Error, res.Reason = time.Since(start), err.Error(), err.Error()
+	return rec, res
+}
+
+// method says how the peer is fenced, for status.
+func (p *peerFence) method() string {
+	switch {
+	case p.agent != nil && p.disk != nil:
+		return "agent, then disk"
+	case p.agent != nil:
+		return "agent"
+	case p.disk != nil:
+		return "disk"
+	}
+	return "none"
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,7 +44,7 @@ func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
 			out.LastFence.Started = lastFence.At
 		}
 	case lastFence != nil:
-		out.LastFence = fenceReport(*lastFence, d.fenceMethod())
+		out.LastFence = fenceReport(*lastFence)
 	}
 	for _, n := range notices {
 		out.Notices = append(out.Notices, admin.Notice{Time: n.At, Level: admin.Level(n.Level), Text: n.Text})
@@ -51,16 +52,11 @@ func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
 	return out, nil
 }
 
-func (d *Daemon) fenceMethod() string {
-	if d.peer.Fence != nil {
-		return "agent " + d.peer.Fence.Agent
-	}
-	return "none"
-}
+func (d *Daemon) fenceMethod() string { return d.fencer.method() }
 
-func fenceReport(f FenceRecord, method string) *admin.FenceReport {
-	r := &admin.FenceReport{Target: f.Target, Method: method, Result: admin.FenceDone,
-		Started: f.At, DurationMS: f.Duration.Milliseconds(), Error: f.Error}
+func fenceReport(f FenceRecord) *admin.FenceReport {
+	r := &admin.FenceReport{Target: f.Target, Method: f.Method, Result: admin.FenceDone,
+		Started: f.At, DurationMS: f.Duration.Milliseconds(), Error: f.Error, Detail: f.Result}
 	if !f.OK {
 		r.Result = admin.FenceFailed
 	}
@@ -263,20 +259,17 @@ func (d *Daemon) Fence(ctx context.Context, node string, self bool) (admin.Fence
 		return admin.FenceReport{Target: node, Method: "self", Result: admin.FenceRunning, Started: time.Now()}, nil
 	case node != d.peer.Name:
 		return admin.FenceReport{}, admin.Errorf(admin.ErrNotFound, "no node %q (the nodes are %s and %s)", node, d.local.Name, d.peer.Name)
-	case d.fencer == nil:
-		return admin.FenceReport{}, admin.Errorf(admin.ErrConflict, "no fence agent is configured for %s", node)
+	case !d.fencer.configured():
+		return admin.FenceReport{}, admin.Errorf(admin.ErrConflict, "%s has no fence agent and there is no quorum disk", node)
 	}
-	start := time.Now()
-	result, err := d.fencer.Fence(ctx)
-	rec := FenceRecord{Target: node, At: start, Duration: time.Since(start), OK: err == nil, Result: result.String()}
-	if err != nil {
-		rec.Error = err.Error()
+	rec, res := d.fencer.fence(ctx)
+	d.addFence(rec)
+	if res.Off {
+		d.record(Notice{At: time.Now(), Level: "warning", Text: fmt.Sprintf("fenced %s on request: %s", node, rec.Result)})
+		return *fenceReport(rec), nil
 	}
-	d.mu.Lock()
-	d.state.fences = append(d.state.fences, rec)
-	d.mu.Unlock()
-	d.record(Notice{At: time.Now(), Level: "warning", Text: fmt.Sprintf("fenced %s on request: %s", node, result)})
-	return *fenceReport(rec, d.fenceMethod()), err
+	d.record(Notice{At: time.Now(), Level: "error", Text: fmt.Sprintf("fencing %s on request failed: %s", node, rec.Error)})
+	return *fenceReport(rec), errors.New(rec.Error)
 }
 
 // selfFenceEvent asks the loop to fence this node.

@@ -1145,6 +1145,11 @@ func (m *Machine) currentRole() (Role, string) {
 			return RoleStandby, "holding the service, stopped, in maintenance mode"
 		}
 		return RoleStarting, "about to start the group"
+	case m.fence.active && m.fence.confirmed:
+		if down, why := m.peerKnownDown(); !down {
+			return RoleFencing, why
+		}
+		return RoleFencing, fmt.Sprintf("%s is fenced", m.cfg.Peer)
 	case m.fence.active:
 		if m.fence.lastErr != "" {
 			return RoleFencing, fmt.Sprintf("fencing %s: %d attempt(s), last failed: %s", m.cfg.Peer, m.fence.attempts, m.fence.lastErr)

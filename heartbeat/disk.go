@@ -178,6 +178,13 @@ func DialDisk(cfg DiskConfig) (*Disk, error) {
 // Name returns the medium's name.
 func (d *Disk) Name() string { return d.name }
 
+// Quorum returns the quorum partition the medium writes, for the fence
+// messages that share it. Its slots are the medium's to write.
+func (d *Disk) Quorum() *quorum.Disk { return d.disk }
+
+// Local returns this node's name, as the quorum header has it.
+func (d *Disk) Local() string { return d.hdr.Nodes[d.local] }
+
 // Interval returns the time between writes and between polls.
 func (d *Disk) Interval() time.Duration { return d.interval }
 

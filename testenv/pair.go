@@ -32,6 +32,14 @@ type PairConfig struct {
 	// initialised (haclient disk init) before the daemons start.
 	Disk         bool
 	DiskInterval time.Duration
+	// Watchdog gives each node the lab watchdog as its [watchdog], with
+	// the lab's timeout (Options.WatchdogTimeout). With Disk it is always
+	// given: tandemd requires a watchdog beside a quorum disk.
+	Watchdog bool
+	// DiskLease is the disk's lease; zero for tandemd's default.
+	DiskLease time.Duration
+	// FenceDelay is cluster.fence_delay; zero for none.
+	FenceDelay time.Duration
 }
 
 // AuthKey is the shared key the lab's pair signs heartbeats with.
@@ -67,6 +75,9 @@ func (l *Lab) TandemConfig(c PairConfig) string {
 	if c.PreferredNode != "" {
 		fmt.Fprintf(&b, "preferred_node = %q\n", c.PreferredNode)
 	}
+	if c.FenceDelay > 0 {
+		fmt.Fprintf(&b, "fence_delay = %q\n", c.FenceDelay.String())
+	}
 	b.WriteString(c.ExtraCluster)
 	for _, n := range []string{"a", "b"} {
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\nfence = { agent = %q, plug = %q }\n",
@@ -84,6 +95,12 @@ func (l *Lab) TandemConfig(c PairConfig) string {
 		if c.DiskInterval != 0 {
 			fmt.Fprintf(&b, "interval = %q\n", c.DiskInterval.String())
 		}
+		if c.DiskLease != 0 {
+			fmt.Fprintf(&b, "lease = %q\n", c.DiskLease.String())
+		}
+	}
+	if c.Disk || c.Watchdog {
+		fmt.Fprintf(&b, "\n[watchdog]\ndevice = %q\ntimeout = %q\n", l.WatchdogDevice(), l.opts.WatchdogTimeout.String())
 	}
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"data\"\ntype = \"filesystem\"\ndevice = %q\nmountpoint = %q\nstop_timeout = \"10s\"\n",
 		l.DataDevice(), l.Mountpoint())
