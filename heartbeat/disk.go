@@ -156,12 +156,12 @@ func DialDisk(cfg DiskConfig) (*Disk, error) {
 	d := &Disk{
 		name: cfg.Name, disk: qd, hdr: h, local: local, peer: peer, interval: cfg.Interval,
 		writeSlot: qd.WriteSlot,
-		log:     log.With("medium", cfg.Name, "device", cfg.Device),
-		ready:   make(chan struct{}, 1),
-		due:     make(chan struct{}, 1),
-		closed:  make(chan struct{}),
-		slot:    quorum.Slot{AckFrom: quorum.NoSlot},
-		limiter: newLogLimiter(LogInterval),
+		log:       log.With("medium", cfg.Name, "device", cfg.Device),
+		ready:     make(chan struct{}, 1),
+		due:       make(chan struct{}, 1),
+		closed:    make(chan struct{}),
+		slot:      quorum.Slot{AckFrom: quorum.NoSlot},
+		limiter:   newLogLimiter(LogInterval),
 	}
 	d.readSlot = func() (*quorum.Slot, *quorum.Mailbox, error, error, error) {
 		return qd.ReadSlotAndMailbox(peer, local)
