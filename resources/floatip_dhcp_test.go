@@ -306,6 +306,15 @@ func TestFloatIPDHCPObtain(t *testing.T) {
 	if got := len(srv.received()); got != 2 {
 		t.Errorf("second start sent %d more messages, want none", got-2)
 	}
+	// The leased address gone while the lease is held is a failure, not
+	// a clean stop.
+	if err := n.addrDel(2, want.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	err := f.Monitor(ctx)
+	if err == nil || errors.Is(err, ErrStopped) || err.Error() != `resources: floatip "vip": leased address 198.18.0.150 is on no interface` {
+		t.Errorf("monitor without the address: %v", err)
+	}
 }
 
 func TestFloatIPDHCPRenewAtT1(t *testing.T) {
