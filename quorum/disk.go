@@ -166,9 +166,12 @@ type Params struct {
 	// Timeout bounds each read and write; DefaultTimeout when zero.
 	Timeout time.Duration
 	// ListSectors sizes each copy of every node's connection-list area;
-	// zero sizes it for DefaultListConns IPv6 connections (ListSectorsFor),
+	// zero sizes it for ListConns IPv6 connections (ListSectorsFor),
 	// NoList makes no area.
 	ListSectors int
+	// ListConns is how many IPv6 connections the area holds when
+	// ListSectors is zero; zero means DefaultListConns.
+	ListConns int
 }
 
 // InitReport says what Init found and wrote.
@@ -217,7 +220,11 @@ func Init(path, cluster string, nodes []string, p Params, force bool) (*InitRepo
 	}
 	switch {
 	case p.ListSectors == 0 && validSectorSize(size):
-		h.ListSectors = ListSectorsFor(DefaultListConns, size)
+		conns := p.ListConns
+		if conns <= 0 {
+			conns = DefaultListConns
+		}
+		h.ListSectors = ListSectorsFor(conns, size)
 	case p.ListSectors == NoList:
 		h.ListSectors = 0
 	}

@@ -8,7 +8,11 @@ package main
 const bashCompletion = `# bash completion for haclient
 _haclient() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="status standby takeover failover maintenance resources cleanup fence disk config completion help"
+    local commands="status standby takeover failover maintenance resources cleanup tickles fence disk config completion help"
+    if [[ $prev == --list-conns || $prev == -list-conns ]]; then
+        COMPREPLY=()
+        return
+    fi
     if [[ $prev == --socket || $prev == -socket || $prev == --config || $prev == -config ]]; then
         COMPREPLY=($(compgen -f -- "$cur"))
         return
@@ -16,7 +20,7 @@ _haclient() {
     local i cmd="" sub=""
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        --socket | -socket | --config | -config) ((i++)) ;;
+        --socket | -socket | --config | -config | --list-conns | -list-conns) ((i++)) ;;
         -*) ;;
         *)
             if [[ -z $cmd ]]; then
@@ -30,7 +34,7 @@ _haclient() {
     local words="--socket"
     case $cmd in
     "") words="$commands --socket --help" ;;
-    status | resources) words="--json --socket" ;;
+    status | resources | tickles) words="--json --socket" ;;
     maintenance) [[ -z $sub ]] && words="on off --socket" ;;
     fence) words="--self --socket" ;;
     disk)
@@ -40,7 +44,7 @@ _haclient() {
             COMPREPLY=($(compgen -f -- "$cur"))
             return
         elif [[ $sub == init ]]; then
-            words="--force --config"
+            words="--force --config --list-conns"
         elif [[ $sub == dump ]]; then
             words="--json"
         fi

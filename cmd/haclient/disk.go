@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/heartbeat"
 	"github.com/tandem-ha/tandem/quorum"
+	"github.com/tandem-ha/tandem/smbservice"
 )
 
 func runDisk(_ context.Context, a *app, cmd *command, args []string) error {
@@ -19,6 +21,7 @@ func runDisk(_ context.Context, a *app, cmd *command, args []string) error {
 	force := fs.Bool("force", false, "init: overwrite a filesystem, a partition table or another cluster's header")
 	asJSON := fs.Bool("json", false, "dump: print the dump as JSON")
 	configPath := fs.String("config", a.configPath, "init: the configuration naming the cluster, its nodes and timings")
+	listConns := fs.Int("list-conns", quorum.DefaultListConns, "init: size each node's connection-list area for this many IPv6 connections; 0 for none")
 	ops, err := parse(cmd, fs, args, 2, 3)
 	if err != nil {
 		return err
@@ -44,10 +47,16 @@ func runDisk(_ context.Context, a *app, cmd *command, args []string) error {
 		if *asJSON {
 			return usagef(cmd, "--json goes with dump, not init")
 		}
-		return a.diskInit(ops[1], *configPath, *force)
+		if *listConns < 0 {
+			return usagef(cmd, "--list-conns %d: want 0 or more connections", *listConns)
+		}
+		return a.diskInit(ops[1], *configPath, *force, *listConns)
 	case "dump":
 		if *force {
 			return usagef(cmd, "--force goes with init, not dump")
+		}
+		if flagSet(fs, "list-conns") {
+			return usagef(cmd, "--list-conns goes with init, not dump")
 		}
 		return a.diskDump(ops[1], *asJSON)
 	case "clear":
@@ -56,6 +65,8 @@ func runDisk(_ context.Context, a *app, cmd *command, args []string) error {
 			return usagef(cmd, "--force goes with init, not clear")
 		case *asJSON:
 			return usagef(cmd, "--json goes with dump, not clear")
+		case flagSet(fs, "list-conns"):
+			return usagef(cmd, "--list-conns goes with init, not clear")
 		}
 		return a.diskClear(ops[1], ops[2])
 	}
@@ -99,7 +110,7 @@ func (a *app) diskClear(device, node string) error {
 
 // diskInit writes a fresh quorum layout for the cluster of the
 // configuration at configPath and prints what it wrote.
-func (a *app) diskInit(device, configPath string, force bool) error {
+func (a *app) diskInit(device, configPath string, force bool, listConns int) error {
 	cfg, err := config.Load(configPath)
 	if err != nil {
 		return err
@@ -107,6 +118,10 @@ func (a *app) diskInit(device, configPath string, force bool) error {
 	p := quorum.Params{Interval: heartbeat.DefaultDiskInterval, Watchdog: cfg.Watchdog.Timeout}
 	if cfg.Heartbeat.Disk != nil {
 		p.Interval = cfg.Heartbeat.Disk.Interval
+	}
+	p.ListConns = listConns
+	if listConns == 0 {
+		p.ListSectors = quorum.NoList
 	}
 	var nodes []string
 	for _, n := range cfg.Nodes {
@@ -129,6 +144,12 @@ func (a *app) diskInit(device, configPath string, force bool) error {
 	fmt.Fprintf(w, "  interval %v, watchdog %s, lease %s, message wait %s\n", h.Interval, optDur(h.Watchdog), optDur(h.Lease), optDur(h.MsgWait))
 	for i, n := range h.Nodes {
 		fmt.Fprintf(w, "  slot %d: %s (status sector %d, mailbox sector %d)\n", i, n, quorum.SlotSector(i), quorum.MailboxSector(i))
+	}
+	if h.ListSectors > 0 {
+		fmt.Fprintf(w, "  connection-list areas: 2 copies of %d sectors per node, %d bytes each, sectors %d to %d\n",
+			h.ListSectors, h.ListSectors*quorum.ListBytesPerSector(h.SectorSize), h.ListSector(0, 0, 0), h.Sectors()-1)
+	} else {
+		fmt.Fprintf(w, "  no connection-list areas\n")
 	}
 	if prev := rep.Previous; prev != nil {
 		fmt.Fprintf(w, "  replaced the header of cluster %q (creation id %016x)\n", prev.Cluster, prev.CreationID)
@@ -182,18 +203,36 @@ type diskDumpJSON struct {
 	HeaderError string            `json:"header_error,omitempty"`
 	Slots       []diskSlotJSON    `json:"slots"`
 	Mailboxes   []diskMailboxJSON `json:"mailboxes"`
+	Lists       []diskListJSON    `json:"lists"`
+}
+
+// diskListJSON is a node's connection-list area.
+type diskListJSON struct {
+	Index  int    `json:"index"`
+	Node   string `json:"node"`
+	Sector int64  `json:"sector"`
+	// Blank: never written. Otherwise the newer whole copy, if any.
+	Blank      bool     `json:"blank"`
+	Write      uint64   `json:"write,omitempty"`
+	Copy       int      `json:"copy"`
+	Version    string   `json:"version,omitempty"`
+	Bytes      int      `json:"bytes"`
+	Count      int      `json:"count"`
+	CopyErrors []string `json:"copy_errors,omitempty"`
+	Error      string   `json:"error,omitempty"`
 }
 
 type diskHeaderJSON struct {
-	Version    int      `json:"version"`
-	SectorSize int      `json:"sector_size"`
-	Cluster    string   `json:"cluster"`
-	Nodes      []string `json:"nodes"`
-	IntervalMS int64    `json:"interval_ms"`
-	WatchdogMS int64    `json:"watchdog_ms"`
-	LeaseMS    int64    `json:"lease_ms"`
-	MsgWaitMS  int64    `json:"msgwait_ms"`
-	CreationID string   `json:"creation_id"`
+	Version     int      `json:"version"`
+	SectorSize  int      `json:"sector_size"`
+	Cluster     string   `json:"cluster"`
+	Nodes       []string `json:"nodes"`
+	IntervalMS  int64    `json:"interval_ms"`
+	WatchdogMS  int64    `json:"watchdog_ms"`
+	LeaseMS     int64    `json:"lease_ms"`
+	MsgWaitMS   int64    `json:"msgwait_ms"`
+	CreationID  string   `json:"creation_id"`
+	ListSectors int      `json:"list_sectors"`
 }
 
 type diskSlotJSON struct {
@@ -238,7 +277,7 @@ type diskMailboxJSON struct {
 
 func dumpDoc(r *quorum.Report) *diskDumpJSON {
 	doc := &diskDumpJSON{Device: r.Device, BlockSize: r.BlockSize, Size: r.Size, DirectIO: r.Direct,
-		Slots: []diskSlotJSON{}, Mailboxes: []diskMailboxJSON{}}
+		Slots: []diskSlotJSON{}, Mailboxes: []diskMailboxJSON{}, Lists: []diskListJSON{}}
 	if r.HeaderErr != nil {
 		doc.HeaderError = r.HeaderErr.Error()
 		return doc
@@ -248,7 +287,7 @@ func dumpDoc(r *quorum.Report) *diskDumpJSON {
 		Version: quorum.Version, SectorSize: h.SectorSize, Cluster: h.Cluster, Nodes: h.Nodes,
 		IntervalMS: h.Interval.Milliseconds(), WatchdogMS: h.Watchdog.Milliseconds(),
 		LeaseMS: h.Lease.Milliseconds(), MsgWaitMS: h.MsgWait.Milliseconds(),
-		CreationID: fmt.Sprintf("%016x", h.CreationID),
+		CreationID: fmt.Sprintf("%016x", h.CreationID), ListSectors: h.ListSectors,
 	}
 	sender := func(i uint8) string {
 		if int(i) < len(h.Nodes) {
@@ -292,7 +331,33 @@ func dumpDoc(r *quorum.Report) *diskDumpJSON {
 		}
 		doc.Mailboxes = append(doc.Mailboxes, jm)
 	}
+	for _, l := range r.Lists {
+		doc.Lists = append(doc.Lists, listDoc(l))
+	}
 	return doc
+}
+
+func listDoc(l quorum.ListReport) diskListJSON {
+	jl := diskListJSON{Index: l.Index, Node: l.Node, Sector: l.Sector, Blank: l.Blank}
+	for c, err := range l.CopyErrs {
+		if err != nil {
+			jl.CopyErrors = append(jl.CopyErrors, fmt.Sprintf("copy %d: %v", c, err))
+		}
+	}
+	if l.Err != nil {
+		jl.Error = l.Err.Error()
+	}
+	if l.List == nil {
+		return jl
+	}
+	jl.Write, jl.Copy, jl.Bytes = l.List.Sequence, l.List.Copy, len(l.List.Data)
+	jl.Version = smbservice.ListVersion{Epoch: l.List.Epoch, Seq: l.List.Version}.String()
+	conns, err := smbservice.UnmarshalConns(l.List.Data)
+	if err != nil {
+		jl.Error = fmt.Sprintf("connection list of %s (write %d): %v", l.Node, l.List.Sequence, err)
+	}
+	jl.Count = len(conns)
+	return jl
 }
 
 // errors lists the sectors that failed to decode.
@@ -309,6 +374,11 @@ func (d *diskDumpJSON) errors() []string {
 	for _, m := range d.Mailboxes {
 		if m.Error != "" {
 			out = append(out, m.Error)
+		}
+	}
+	for _, l := range d.Lists {
+		if l.Error != "" {
+			out = append(out, l.Error)
 		}
 	}
 	return out
@@ -356,6 +426,27 @@ func printDump(w io.Writer, d *diskDumpJSON) error {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\n", m.Index, m.Node, m.Sector, m.Kind, dash(m.From), m.Sequence)
 	}
+	if len(d.Lists) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "LIST\tNODE\tSECTOR\tWRITE\tCOPY\tVERSION\tCONNECTIONS")
+	}
+	for _, l := range d.Lists {
+		switch {
+		case l.Blank:
+			fmt.Fprintf(tw, "%d\t%s\t%d\t-\t-\t-\tnever written\n", l.Index, l.Node, l.Sector)
+		case l.Write == 0:
+			fmt.Fprintf(tw, "%d\t%s\t%d\tBAD: %s\n", l.Index, l.Node, l.Sector, l.Error)
+		case l.Error != "":
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\tBAD: %s\n", l.Index, l.Node, l.Sector, l.Write, l.Copy, l.Version, l.Error)
+		default:
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%d (%d bytes)\n", l.Index, l.Node, l.Sector, l.Write, l.Copy, l.Version, l.Count, l.Bytes)
+		}
+		for _, e := range l.CopyErrors {
+			if l.Write != 0 {
+				fmt.Fprintf(tw, "\t\t\t\t\t\t(not whole: %s)\n", e)
+			}
+		}
+	}
 	return tw.Flush()
 }
 
@@ -372,4 +463,11 @@ func payloadSummary(s diskSlotJSON) string {
 		out += ", role " + p.Role
 	}
 	return out + " (unverified)"
+}
+
+// flagSet reports whether the flag called name was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -308,7 +308,7 @@ func TestDiskCompletion(t *testing.T) {
 	}{
 		{"haclient disk ''", "init dump clear"},
 		{"haclient disk c", "clear"},
-		{"haclient disk init /dev/sdb1 --", "--force --config"},
+		{"haclient disk init /dev/sdb1 --", "--force --config --list-conns"},
 		{"haclient disk dump /dev/sdb1 --", "--json"},
 		{"haclient disk clear /dev/sdb1 beta --", "--socket"},
 	} {

@@ -513,7 +513,11 @@ func TestBashCompletion(t *testing.T) {
 		words string
 		want  string
 	}{
-		{"haclient ''", "status standby takeover failover maintenance resources cleanup fence disk config completion help --socket --help"},
+		{"haclient ''", "status standby takeover failover maintenance resources cleanup tickles fence disk config completion help --socket --help"},
+		{"haclient tic", "tickles"},
+		{"haclient tickles --", "--json --socket"},
+		{"haclient disk init /dev/sdb1 --l", "--list-conns"},
+		{"haclient disk init --list-conns ''", ""},
 		{"haclient mai", "maintenance"},
 		{"haclient maintenance ''", "on off --socket"},
 		{"haclient --socket /tmp/s.sock st", "status standby"},
