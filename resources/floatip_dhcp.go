@@ -154,7 +154,8 @@ func (f *FloatIP) forgetLease() {
 }
 
 // dhcpClient opens a DHCP client on l that sends to dest (broadcast when
-// nil) from local (any, through a raw socket, when invalid).
+// nil) from local (through a raw socket that needs no address, when
+// invalid).
 func (f *FloatIP) dhcpClient(l netLink, local netip.Addr, dest *net.UDPAddr, tries int) (*nclient4.Client, error) {
 	if len(l.hwAddr) == 0 {
 		return nil, fmt.Errorf("interface %s has no link-layer address", l.name)
@@ -352,17 +353,19 @@ var errNAK = errors.New("refused")
 
 // extend asks to extend the lease, before limit: renewing, a request
 // unicast from the leased address to the server that granted it;
-// rebinding, a request broadcast to any server.
+// rebinding, a request broadcast from it to any server.
 func (f *FloatIP) extend(ctx context.Context, l netLink, lease *dhcpLease, rebinding bool, limit time.Time) (*dhcpLease, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit.Sub(f.clock.now()))
 	defer cancel()
 	what := fmt.Sprintf("renew %s with server %s", lease.Prefix, lease.Server)
-	local, dest := lease.Prefix.Addr(), &net.UDPAddr{IP: lease.Server.AsSlice(), Port: nclient4.ServerPort}
+	dest := &net.UDPAddr{IP: lease.Server.AsSlice(), Port: nclient4.ServerPort}
 	if rebinding {
 		what = fmt.Sprintf("rebind %s with any server", lease.Prefix)
-		local, dest = netip.Addr{}, nil
+		dest = &net.UDPAddr{IP: net.IPv4bcast, Port: nclient4.ServerPort}
 	}
-	c, err := f.dhcpClient(l, local, dest, f.dhcp.tries)
+	// From the leased address either way: servers answer a request with
+	// ciaddr set by unicast to it (RFC 2131 4.1).
+	c, err := f.dhcpClient(l, lease.Prefix.Addr(), dest, f.dhcp.tries)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

@@ -78,7 +78,8 @@ func (s *fakeDHCP) handle(req *dhcpv4.DHCPv4, local netip.Addr, dst net.Addr) *d
 		seen.serverID = net.IP(id).String()
 	}
 	s.seen = append(s.seen, seen)
-	if (local.IsValid() && !s.answerUnicast) || (!local.IsValid() && !s.answerBroadcast) {
+	broadcast := dst.String() == "255.255.255.255:67"
+	if (!broadcast && !s.answerUnicast) || (broadcast && !s.answerBroadcast) {
 		return nil
 	}
 	mods := []dhcpv4.Modifier{
@@ -379,9 +380,9 @@ func TestFloatIPDHCPRebindAtT2(t *testing.T) {
 	var unicast, broadcast int
 	for _, s := range srv.received()[2:] {
 		switch {
-		case s.typ == dhcpv4.MessageTypeRequest && s.local.IsValid() && s.dst == "198.18.0.254:67":
+		case s.typ == dhcpv4.MessageTypeRequest && s.local == srv.lease.Addr() && s.dst == "198.18.0.254:67":
 			unicast++
-		case s.typ == dhcpv4.MessageTypeRequest && !s.local.IsValid() && s.dst == "255.255.255.255:67" && s.ciaddr == "198.18.0.150" && s.serverID == "" && s.clientID == wantClientID:
+		case s.typ == dhcpv4.MessageTypeRequest && s.local == srv.lease.Addr() && s.dst == "255.255.255.255:67" && s.ciaddr == "198.18.0.150" && s.serverID == "" && s.clientID == wantClientID:
 			broadcast++
 		default:
 			t.Errorf("unexpected %v", s)

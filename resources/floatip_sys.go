@@ -263,8 +263,8 @@ func (u *unsolicitedNA) close() error { return u.c.Close() }
 
 // dhcpConn opens a DHCP client's socket on l inside the namespace: a raw
 // socket that broadcasts from port 68 when local is invalid, else a UDP
-// socket on local:68, bound to l, that shares the port with any other
-// DHCP client of the node.
+// socket on local:68, bound to l, allowed to broadcast, that shares the
+// port with any other DHCP client of the node.
 func (r realNet) dhcpConn(l netLink, local netip.Addr) (net.PacketConn, error) {
 	var c net.PacketConn
 	err := inNetNS(r.nsPath, func() error {
@@ -276,10 +276,10 @@ func (r realNet) dhcpConn(l netLink, local netip.Addr) (net.PacketConn, error) {
 		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-				if serr == nil {
-					serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, l.name)
-				}
+				serr = errors.Join(
+					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
+					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1),
+					unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, l.name))
 			})
 			return errors.Join(err, serr)
 		}}
