@@ -29,8 +29,14 @@ func startMediaPair(t testing.TB, o pairOptions) (*pair, string) {
 
 func newMediaPair(t testing.TB, o pairOptions) *pair {
 	t.Helper()
+	return newMediaPairIn(t, o, testenv.Options{})
+}
+
+// newMediaPairIn is newMediaPair in a lab built with the given options.
+func newMediaPairIn(t testing.TB, o pairOptions, lo testenv.Options) *pair {
+	t.Helper()
 	o.Serial, o.Disk = true, true
-	p := newPair(t, o)
+	p := newPairIn(t, o, lo)
 	if out, err := p.haclient("a", "disk", "init", p.lab.QuorumDevice()); err != nil {
 		t.Fatalf("haclient disk init: %v: %s", err, out)
 	}

@@ -78,9 +78,15 @@ const shareFile = testenv.ShareFile
 // a share with one file, and the observer running. It starts no daemon.
 func newPair(t testing.TB, o pairOptions) *pair {
 	t.Helper()
+	return newPairIn(t, o, testenv.Options{})
+}
+
+// newPairIn is newPair in a lab built with the given options.
+func newPairIn(t testing.TB, o pairOptions, lo testenv.Options) *pair {
+	t.Helper()
 	testenv.RequireCommands(t, "smbd", "samba", "smbclient", "smbclient", "testparm", "samba-common-bin")
 	bin := binaries(t)
-	lab := testenv.Start(t, testenv.Options{})
+	lab := testenv.Start(t, lo)
 	p := &pair{t: t, lab: lab, bin: bin, opts: o, procs: map[string]*daemonProc{}}
 	if err := lab.PrepareShare("served by tandem"); err != nil {
 		t.Fatal(err)
