@@ -333,25 +333,61 @@ func (n *Node) next(t Type, payload []byte) ([]byte, error) {
 // returns how many took it.
 func (n *Node) broadcast(msg []byte) int {
 	took := 0
-	for i, q := range n.tx {
-		if q == nil {
-			n.sendMu[i].Lock()
-			n.send(i, n.media[i], msg)
-			n.sendMu[i].Unlock()
+	for i := range n.tx {
+		if n.deliver(i, msg) {
 			took++
-			continue
-		}
-		select {
-		case q <- msg:
-			took++
-		default:
-			n.mu.Lock()
-			n.counters[i].SendErrors++
-			n.mu.Unlock()
-			n.logLimited(i, "queue", "send queue full, message dropped", time.Now())
 		}
 	}
 	return took
+}
+
+// deliver hands msg to medium i, directly or through its queue, and
+// reports whether it took it.
+func (n *Node) deliver(i int, msg []byte) bool {
+	q := n.tx[i]
+	if q == nil {
+		n.sendMu[i].Lock()
+		n.send(i, n.media[i], msg)
+		n.sendMu[i].Unlock()
+		return true
+	}
+	select {
+	case q <- msg:
+		return true
+	default:
+		n.mu.Lock()
+		n.counters[i].SendErrors++
+		n.mu.Unlock()
+		n.logLimited(i, "queue", "send queue full, message dropped", time.Now())
+		return false
+	}
+}
+
+// SendOn signs an application message and sends it on the named medium
+// only: bulk data, such as connection lists, goes over the heartbeat LAN
+// and stays off the serial cable and the quorum disk, whose bandwidth and
+// single slot belong to liveness and the decision core.
+func (n *Node) SendOn(medium string, t Type, payload []byte) error {
+	if !t.IsApp() {
+		return fmt.Errorf("heartbeat: %v is not an application message type", t)
+	}
+	if n.ctx.Err() != nil {
+		return errors.New("heartbeat: node stopped")
+	}
+	for i, m := range n.media {
+		if m.Name() != medium {
+			continue
+		}
+		msg, err := n.next(t, payload)
+		if err != nil {
+			return err
+		}
+		if !n.deliver(i, msg) {
+			return fmt.Errorf("heartbeat: %v: the %s queue is full", t, medium)
+		}
+		return nil
+	}
+	return fmt.Errorf("heartbeat: no medium %q", medium)
 }
 
 // send sends msg on medium i and counts the outcome.
