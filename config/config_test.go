@@ -289,6 +289,7 @@ name = "vip4"
 type = "floatip"
 dhcp = true
 client_id = "filer-vip"
+interface = "eth0"
 
 [[resource]]
 name = "data"
@@ -340,6 +341,7 @@ name = "dyn"
 type = "floatip"
 dhcp = true
 client_id = "x"
+interface = "eth0"
 [[resource]]
 name = "smb"
 type = "smb"

@@ -377,6 +377,9 @@ func (d *decoder) validateFloatIP(at loc, f *FloatIP) {
 		if f.ClientID == "" {
 			d.errorf(at, "", `missing required key "client_id": dhcp = true needs the client identifier both nodes use`)
 		}
+		if f.Interface == "" {
+			d.errorf(at, "", `missing required key "interface": dhcp = true asks on a named interface, as there is no subnet to find it by`)
+		}
 	case !d.lines.has(addrAt.idx):
 		d.errorf(at, "", `missing required key "address" (or dhcp = true)`)
 	case f.ClientID != "":

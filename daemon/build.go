@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -13,9 +15,18 @@ import (
 	"github.com/tandem-ha/tandem/smbservice"
 )
 
-// buildGroup makes the resource group the configuration describes.
-func buildGroup(cfg *config.Config, runDir string, log *slog.Logger) (*resources.Group, error) {
+// tickleHooks connect a tickle resource to the daemon: where the peer's
+// connections come from at takeover, and where this node's go.
+type tickleHooks struct {
+	source   func(ctx context.Context) ([]smbservice.Conn, error)
+	onChange func(added, removed []smbservice.Conn, now time.Time)
+}
+
+// buildGroup makes the resource group the configuration describes, and
+// returns its tickle resource, if any.
+func buildGroup(cfg *config.Config, runDir string, log *slog.Logger, hooks tickleHooks) (*resources.Group, *smbservice.Tickle, error) {
 	var members []resources.Member
+	var tickle *smbservice.Tickle
 	for _, r := range cfg.Resources {
 		var res resources.Resource
 		switch {
@@ -27,36 +38,68 @@ func buildGroup(cfg *config.Config, runDir string, log *slog.Logger) (*resources
 			})
 		case r.FloatIP != nil:
 			f := r.FloatIP
-			if f.DHCP {
-				return nil, fmt.Errorf("daemon: resource %q: DHCP-leased addresses are not available in this version", r.Name)
-			}
-			res = resources.NewFloatIP(resources.FloatIPParams{
-				Name: r.Name, Address: f.Address.String(), Interface: f.Interface,
+			p := resources.FloatIPParams{
+				Name: r.Name, Interface: f.Interface,
 				ARPRounds: f.ARPRounds, ARPInterval: f.ARPInterval,
+				DHCP: f.DHCP, ClientID: f.ClientID,
 				Log: log,
-			})
+			}
+			if !f.DHCP {
+				p.Address = f.Address.String()
+			}
+			res = resources.NewFloatIP(p)
 		case r.SMB != nil:
 			s := r.SMB
-			if s.Mode != config.SMBModeProcess {
-				return nil, fmt.Errorf("daemon: resource %q: smb mode %q is not available in this version (use %q)", r.Name, s.Mode, config.SMBModeProcess)
-			}
-			smb, err := smbservice.New(smbservice.Params{
+			p := smbservice.Params{
 				Name: r.Name, Config: s.Config, Smbd: s.Smbd, Address: s.Address,
 				StartTimeout: r.StartTimeout, StopTimeout: r.StopTimeout,
 				RunDir: runDir, Logger: log,
-			})
-			if err != nil {
-				return nil, err
 			}
-			res = smb
+			switch s.Mode {
+			case config.SMBModeSystemd:
+				if !smbservice.SystemdRunning() {
+					return nil, nil, fmt.Errorf("daemon: resource %q: smb mode %q: systemd is not running on this host; use mode %q", r.Name, s.Mode, config.SMBModeProcess)
+				}
+				smb, err := smbservice.NewSystemd(p, s.Units)
+				if err != nil {
+					return nil, nil, err
+				}
+				res = smb
+			default:
+				smb, err := smbservice.New(p)
+				if err != nil {
+					return nil, nil, err
+				}
+				res = smb
+			}
+		case r.Tickle != nil:
+			tk := r.Tickle
+			fl := cfg.Resource(tk.FloatIP)
+			if fl == nil || fl.FloatIP == nil || fl.FloatIP.DHCP {
+				return nil, nil, fmt.Errorf("daemon: resource %q: floatip %q must be a floatip resource with a fixed address", r.Name, tk.FloatIP)
+			}
+			if tickle != nil {
+				return nil, nil, fmt.Errorf("daemon: resource %q: the group has a tickle resource already", r.Name)
+			}
+			ports := make([]uint16, len(tk.Ports))
+			for i, p := range tk.Ports {
+				ports[i] = uint16(p)
+			}
+			tickle = smbservice.NewTickle(smbservice.TickleParams{
+				Name: r.Name, Addrs: []netip.Addr{fl.FloatIP.Address.Addr()}, Ports: ports,
+				Rounds: tk.Rounds, Interval: tk.Interval,
+				Source: hooks.source, OnChange: hooks.onChange, Logger: log,
+			})
+			res = tickle
 		default:
-			return nil, fmt.Errorf("daemon: resource %q: type %s is not available in this version", r.Name, r.Type)
+			return nil, nil, fmt.Errorf("daemon: resource %q: type %s is not available in this version", r.Name, r.Type)
 		}
 		members = append(members, resources.Member{Resource: res, Timeouts: resources.Timeouts{
 			Start: r.StartTimeout, Stop: r.StopTimeout,
 		}})
 	}
-	return resources.NewGroup(cfg.Cluster.Name, members...)
+	g, err := resources.NewGroup(cfg.Cluster.Name, members...)
+	return g, tickle, err
 }
 
 // buildMedia opens the heartbeat media between the local node and the

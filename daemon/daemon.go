@@ -14,6 +14,7 @@ import (
 	"github.com/tandem-ha/tandem/fence"
 	"github.com/tandem-ha/tandem/heartbeat"
 	"github.com/tandem-ha/tandem/resources"
+	"github.com/tandem-ha/tandem/smbservice"
 )
 
 // Default paths, as the packages install them.
@@ -57,6 +58,9 @@ type Daemon struct {
 	fencer  peerFence
 	wd      *fence.Watchdog // nil without a watchdog
 	disk    *heartbeat.Disk // the quorum disk medium; nil without one
+	tickle  *smbservice.Tickle
+	conns   *conns        // nil without a tickle resource
+	quit    chan struct{} // closed when Run returns
 	key     []byte
 	gen     uint64
 	origin  time.Time
@@ -130,11 +134,12 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		log:    opts.Logger.With("node", local.Name),
 		events: make(chan any, 16),
 		admin:  make(chan adminCall),
+		quit:   make(chan struct{}),
 	}
 	if d.key, err = readKey(cfg.Cluster.AuthKeyFile); err != nil {
 		return nil, err
 	}
-	if d.group, err = buildGroup(cfg, filepath.Join(opts.RunDir, "resources"), d.log); err != nil {
+	if d.group, d.tickle, err = buildGroup(cfg, filepath.Join(opts.RunDir, "resources"), d.log, d.tickleHooks()); err != nil {
 		return nil, err
 	}
 	d.fencer = peerFence{node: peer.Name, agent: opts.Fencer, watchdog: cfg.Watchdog.Timeout}
@@ -177,6 +182,7 @@ func (d *Daemon) now() time.Duration { return time.Since(d.origin) }
 // stops it) and returns.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.origin = time.Now()
+	defer close(d.quit)
 	if d.cfg.Cluster.UnsafeNoFencing {
 		d.log.Warn("unsafe_no_fencing is set: the peer is never fenced and shared disks are not protected")
 	}
@@ -219,6 +225,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	defer hb.Close()
 
+	d.openConns()
+	defer d.closeConns()
 	exec := newExecutor(d.group, d.events, d.log)
 	defer exec.close()
 	l := &loop{d: d, hb: hb, exec: exec, monitorEvery: monitorInterval(d.cfg)}
@@ -289,6 +297,8 @@ func (l *loop) run(ctx context.Context) error {
 				ev = in
 			case selfFenceEvent:
 				l.selfFence(in.reason)
+			case connChange:
+				l.onConnChange(in)
 			}
 		case call := <-d.admin:
 			l.pendingAdmin = append(l.pendingAdmin, call)
@@ -298,6 +308,7 @@ func (l *loop) run(ctx context.Context) error {
 			l.observeDisk()
 			l.maybeMonitor()
 			l.feedWatchdog()
+			l.tickConns()
 		}
 		if ev != nil {
 			l.step(ev)
@@ -318,6 +329,10 @@ func (l *loop) peerEvent(ev heartbeat.Event) failover.Event {
 	case heartbeat.EventPeerDead:
 		return failover.PeerDead{}
 	case heartbeat.EventReceived:
+		if ev.Message != nil && (ev.Message.Type == msgConns || ev.Message.Type == msgConnsAck) {
+			l.connsMessage(ev.Message)
+			return nil
+		}
 		if ev.Message == nil || ev.Message.Type != msgType {
 			return nil
 		}
@@ -348,6 +363,9 @@ func (l *loop) step(ev failover.Event) {
 	d.mu.Unlock()
 	if st.Role != prev {
 		d.notify("STATUS=" + st.Role.String() + ": " + st.Reason)
+		if prev == failover.RoleActive && d.conns != nil {
+			d.conns.sync = nil // the next run of the group starts a new list
+		}
 	}
 }
 
