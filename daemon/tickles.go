@@ -214,4 +214,3 @@ func tickleCounts(st smbservice.TickleStatus) *admin.TickleCounts {
 }
 
 var _ admin.TickleLister = (*Daemon)(nil)
-
