@@ -40,6 +40,9 @@ type PairConfig struct {
 	DiskLease time.Duration
 	// FenceDelay is cluster.fence_delay; zero for none.
 	FenceDelay time.Duration
+	// Tickle adds a tickle resource for the floating address's clients
+	// on port 445, after smb.
+	Tickle bool
 }
 
 // AuthKey is the shared key the lab's pair signs heartbeats with.
@@ -106,6 +109,9 @@ func (l *Lab) TandemConfig(c PairConfig) string {
 		l.DataDevice(), l.Mountpoint())
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"vip\"\ntype = \"floatip\"\naddress = %q\n", FloatIP.String())
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"smb\"\ntype = \"smb\"\nconfig = \"/etc/tandem/smb.conf\"\nmonitor_interval = %q\nrestart_limit = %d\n", c.MonitorInterval.String(), c.RestartLimit)
+	if c.Tickle {
+		fmt.Fprintf(&b, "\n[[resource]]\nname = \"reconnect\"\ntype = \"tickle\"\nfloatip = \"vip\"\nports = [445]\n")
+	}
 	return b.String()
 }
 
