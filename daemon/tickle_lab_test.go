@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -186,5 +187,35 @@ func TestPlannedFailoverResetsClients(t *testing.T) {
 	t.Logf("client reset %v after haclient failover began", reset.Sub(start).Round(time.Millisecond))
 	p.waitServing(other(active), 20*time.Second)
 	c2 := dial(t, p.lab, testenv.FloatIP.Addr())
+	c2.conn.Close()
+}
+
+func TestTickleResetsIPv6ClientsAfterPowerOff(t *testing.T) {
+	p := newPair(t, pairOptions{Tickle: true, IPv6: true})
+	active := p.startBoth()
+	survivor := other(active)
+	p.read(10 * time.Second)
+	c := dial(t, p.lab, testenv.FloatIP6.Addr())
+	p.knows(survivor, c, 15*time.Second)
+	if err := p.lab.PowerOff(active); err != nil {
+		t.Fatal(err)
+	}
+	up := p.addrUp(survivor, testenv.FloatIP6.Addr(), 20*time.Second)
+	reset := c.waitReset(t, 5*time.Second)
+	if d := reset.Sub(up); d > time.Second {
+		t.Fatalf("the client was reset %v after %s raised the address", d, survivor)
+	}
+	t.Logf("IPv6 client reset %v after the survivor raised the address", reset.Sub(up).Round(time.Millisecond))
+	// The client's neighbour cache points at the survivor: the unsolicited
+	// neighbour advertisements did it, and a new connection reaches it.
+	p.waitFor(5*time.Second, "the client's neighbour entry to point at "+survivor, func() bool {
+		out, err := p.lab.Client().Run(context.Background(), "ip", "-6", "neigh", "show", testenv.FloatIP6.Addr().String())
+		if err != nil {
+			return false
+		}
+		want, err := p.lab.Node(survivor).Run(context.Background(), "cat", "/sys/class/net/"+testenv.PublicIf+"/address")
+		return err == nil && strings.Contains(out, strings.TrimSpace(want))
+	})
+	c2 := dial(t, p.lab, testenv.FloatIP6.Addr())
 	c2.conn.Close()
 }

@@ -43,6 +43,10 @@ type PairConfig struct {
 	// Tickle adds a tickle resource for the floating address's clients
 	// on port 445, after smb.
 	Tickle bool
+	// IPv6 adds the floating IPv6 address FloatIP6 as a second floatip
+	// resource, vip6, served by smbd too; the tickle resource then
+	// tickles its clients.
+	IPv6 bool
 }
 
 // AuthKey is the shared key the lab's pair signs heartbeats with.
@@ -108,9 +112,14 @@ func (l *Lab) TandemConfig(c PairConfig) string {
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"data\"\ntype = \"filesystem\"\ndevice = %q\nmountpoint = %q\nstop_timeout = \"10s\"\n",
 		l.DataDevice(), l.Mountpoint())
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"vip\"\ntype = \"floatip\"\naddress = %q\n", FloatIP.String())
+	tickled := "vip"
+	if c.IPv6 {
+		fmt.Fprintf(&b, "\n[[resource]]\nname = \"vip6\"\ntype = \"floatip\"\naddress = %q\n", FloatIP6.String())
+		tickled = "vip6"
+	}
 	fmt.Fprintf(&b, "\n[[resource]]\nname = \"smb\"\ntype = \"smb\"\nconfig = \"/etc/tandem/smb.conf\"\nmonitor_interval = %q\nrestart_limit = %d\n", c.MonitorInterval.String(), c.RestartLimit)
 	if c.Tickle {
-		fmt.Fprintf(&b, "\n[[resource]]\nname = \"reconnect\"\ntype = \"tickle\"\nfloatip = \"vip\"\nports = [445]\n")
+		fmt.Fprintf(&b, "\n[[resource]]\nname = \"reconnect\"\ntype = \"tickle\"\nfloatip = %q\nports = [445]\n", tickled)
 	}
 	return b.String()
 }
@@ -127,8 +136,12 @@ func (l *Lab) InstallTandem(node, tandemToml string) error {
 	if err := os.WriteFile(filepath.Join(etc, "tandem.toml"), []byte(tandemToml), 0o644); err != nil {
 		return err
 	}
+	addrs := []netip.Addr{FloatIP.Addr()}
+	if strings.Contains(tandemToml, FloatIP6.String()) {
+		addrs = append(addrs, FloatIP6.Addr())
+	}
 	_, err := h.WriteSMBConf(SMBConfig{
-		Addresses: []netip.Addr{FloatIP.Addr()},
+		Addresses: addrs,
 		Share:     ShareName,
 		Path:      filepath.Join(l.Mountpoint(), ShareName),
 		File:      filepath.Join(etc, "smb.conf"),
