@@ -32,7 +32,7 @@ type connEnd struct {
 // dial opens an idle TCP connection from the client to addr:445, without
 // keepalive (Go's default would find the dead server on its own after
 // 15 s and blur what the tickle does), and watches it.
-func dial(t *testing.T, lab *testenv.Lab, addr netip.Addr) *clientConn {
+func dial(t testing.TB, lab *testenv.Lab, addr netip.Addr) *clientConn {
 	t.Helper()
 	var conn net.Conn
 	err := lab.Client().Do(func() error {
@@ -99,7 +99,7 @@ func (p *pair) addrUp(node string, addr netip.Addr, timeout time.Duration) time.
 }
 
 // waitReset waits for the connection to be reset and returns when it was.
-func (c *clientConn) waitReset(t *testing.T, timeout time.Duration) time.Time {
+func (c *clientConn) waitReset(t testing.TB, timeout time.Duration) time.Time {
 	t.Helper()
 	select {
 	case e := <-c.ended:
