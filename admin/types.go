@@ -126,6 +126,9 @@ type Status struct {
 	// LastFence is the most recent fencing this node did or is doing;
 	// null when it has fenced nothing since it started.
 	LastFence *FenceReport `json:"last_fence"`
+	// Tickles are the tickle resource's counters on this node; left out
+	// when the group has no tickle resource.
+	Tickles *TickleCounts `json:"tickles,omitempty"`
 	// Notices are recent events worth an operator's eye, oldest first.
 	// The daemon keeps a bounded number of them.
 	Notices []Notice `json:"notices"`

@@ -37,6 +37,9 @@ func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
 	}
 	out.Nodes = []admin.Node{local, peer}
 	out.Resources = d.resourceStatus(st)
+	if d.tickle != nil {
+		out.Tickles = tickleCounts(d.tickle.Status())
+	}
 	switch {
 	case st.Fencing.Active:
 		out.LastFence = &admin.FenceReport{Target: d.peer.Name, Method: d.fenceMethod(), Result: admin.FenceRunning, Error: st.Fencing.LastError}

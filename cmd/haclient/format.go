@@ -54,6 +54,13 @@ func printStatus(w io.Writer, st admin.Status, loc *time.Location) error {
 	if st.Maintenance {
 		b.WriteString("MAINTENANCE MODE: failures are reported, not acted on\n")
 	}
+	if tk := st.Tickles; tk != nil {
+		fmt.Fprintf(&b, "tickles: %d tracked, %d tickled in %d round(s), %d reset", tk.Tracked, tk.Tickled, tk.Rounds, tk.Reset)
+		if tk.LastError != "" {
+			fmt.Fprintf(&b, "; tracking failed %d time(s): %s", tk.PollFailures, tk.LastError)
+		}
+		b.WriteString("\n")
+	}
 
 	var links [][]string
 	for _, n := range st.Nodes {

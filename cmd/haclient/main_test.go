@@ -126,6 +126,7 @@ func sampleStatus() admin.Status {
 		UnsafeNoFencing: true,
 		LastFence: &admin.FenceReport{Target: "beta", Method: "fence_ipmilan", Result: admin.FenceFailed,
 			Started: t0.Add(-20 * time.Second), DurationMS: 12100, Error: "status still on"},
+		Tickles: &admin.TickleCounts{Running: true, Tracked: 12, Tickled: 9, Rounds: 3, Reset: 2, PollFailures: 1, LastError: "netlink: busy"},
 		Notices: []admin.Notice{
 			{Time: t0.Add(-7 * time.Minute), Level: admin.LevelInfo, Text: "one"},
 			{Time: t0.Add(-6 * time.Minute), Level: admin.LevelInfo, Text: "two"},
@@ -148,6 +149,7 @@ func TestStatusTable(t *testing.T) {
 WARNING: ` + admin.UnsafeNoFencingWarning + `
 WARNING: fencing of beta by fence_ipmilan failed after 12.1s: status still on (began May  1 11:59:40)
 MAINTENANCE MODE: failures are reported, not acted on
+tickles: 12 tracked, 9 tickled in 3 round(s), 2 reset; tracking failed 1 time(s): netlink: busy
 
 PEER  MEDIUM  STATE    LAST HEARD  LATE  BAD
 beta  udp     up       120ms ago   0     0
