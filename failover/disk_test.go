@@ -283,3 +283,29 @@ func TestFenceMessageAtStartBlocksUntilCleared(t *testing.T) {
 		t.Fatalf("did not fence the silent peer once cleared: %v", acts)
 	}
 }
+
+// TestFenceDelayOnlyThePreferredFencesAtOnce: when the two lose each
+// other while both live, the preferred node fences at once and the other
+// only after fence_delay, by which time the preferred node's fencing has
+// switched it off.
+func TestFenceDelayOnlyThePreferredFencesAtOnce(t *testing.T) {
+	delay := func(c *Config) { c.PreferredNode = "alpha"; c.FenceDelay = 2 * time.Second; c.InitDead = time.Second }
+	alpha := newMachine(t, delay)
+	beta := newMachine(t, func(c *Config) { delay(c); c.Node, c.Peer = "beta", "alpha" })
+	for _, m := range []*Machine{alpha, beta} {
+		alone(t, m)
+		m.Step(500*time.Millisecond, PeerAlive{})
+	}
+	if acts := alpha.Step(5*time.Second, PeerDead{}); !has[Fence](acts) {
+		t.Fatalf("the preferred node did not fence at once: %v", acts)
+	}
+	if acts := beta.Step(5*time.Second, PeerDead{}); has[Fence](acts) {
+		t.Fatalf("the other node fenced at once: %v", acts)
+	}
+	if acts := beta.Step(6900*time.Millisecond, Tick{}); has[Fence](acts) {
+		t.Fatalf("the other node fenced within fence_delay: %v", acts)
+	}
+	if acts := beta.Step(7*time.Second, Tick{}); !has[Fence](acts) {
+		t.Fatalf("the other node never fenced after fence_delay: %v", acts)
+	}
+}

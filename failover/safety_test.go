@@ -39,6 +39,7 @@ func TestRandomHistories(t *testing.T) {
 		{"preferred-beta-failback", pairConfig(func(c *Config) { c.PreferredNode = "beta"; c.AutoFailback = true })},
 		{"preferred-alpha-delay", pairConfig(func(c *Config) { c.PreferredNode = "alpha"; c.FenceDelay = 3 * simQuantum })},
 		{"no-restarts", pairConfig(func(c *Config) { c.RestartLimit = -1 })},
+		{"quorum-disk", pairConfig(simDisk)},
 	}
 	histories, events := 1500, 400
 	if testing.Short() {
@@ -71,6 +72,14 @@ func TestRandomHistories(t *testing.T) {
 	for _, k := range keys {
 		t.Logf("  %-45s %d", k, stats[k])
 	}
+}
+
+// simDisk gives a pair a quorum disk, with times in the world's quanta.
+func simDisk(c *Config) {
+	c.Disk = true
+	c.Lease = 2 * simQuantum
+	c.PeerWatchdog = simQuantum
+	c.DiskInterval = simQuantum / 2
 }
 
 func exploreConfig(f func(*Config)) [2]Config {
@@ -126,6 +135,24 @@ func TestExhaustive(t *testing.T) {
 			deep:   budget{ticks: 3, drops: 1, falseVerdicts: 1},
 			budget: budget{ticks: 3, falseVerdicts: 1},
 			short:  budget{ticks: 2, falseVerdicts: 1},
+			depth:  40,
+		},
+		{
+			name:   "both start at once with a quorum disk",
+			cfg:    exploreConfig(simDisk),
+			start:  bothOn,
+			deep:   budget{ticks: 3, drops: 1, falseVerdicts: 1},
+			budget: budget{ticks: 3, falseVerdicts: 1},
+			short:  budget{ticks: 2, falseVerdicts: 1},
+			depth:  40,
+		},
+		{
+			name:   "both lose each other, fence_delay for beta",
+			cfg:    exploreConfig(func(c *Config) { c.PreferredNode = "alpha"; c.FenceDelay = 2 * simQuantum }),
+			start:  steady,
+			deep:   budget{ticks: 4, falseVerdicts: 2},
+			budget: budget{ticks: 3, falseVerdicts: 2},
+			short:  budget{ticks: 2, falseVerdicts: 2},
 			depth:  40,
 		},
 		{

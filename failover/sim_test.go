@@ -95,7 +95,8 @@ type budget struct {
 type world struct {
 	now    time.Duration
 	nodes  [2]node
-	incs   [2]uint64 // last incarnation used per node
+	incs   [2]uint64        // last incarnation used per node
+	offAt  [2]time.Duration // when each node last lost power
 	net    []packet
 	fences []fenceOp
 	admin  []adminOp // commands an operator may still type
@@ -386,6 +387,18 @@ func (w *world) apply(ev simEvent) error {
 func (w *world) powerOff(i int) {
 	n := &w.nodes[i]
 	n.on, n.m, n.exec = false, nil, executor{}
+	w.offAt[i] = w.now
+}
+
+// diskStatus is the quorum disk as node i sees it: its own slot written
+// now, its mailbox read, the peer's counter moving while the peer has
+// power.
+func (w *world) diskStatus(i int) DiskStatus {
+	moved := w.now
+	if !w.nodes[1-i].on {
+		moved = w.offAt[1-i]
+	}
+	return DiskStatus{Written: true, LastWrite: w.now, PeerRead: true, PeerMoved: moved, MailboxRead: true}
 }
 
 func (w *world) powerOn(i int) error { return w.boot(i, executor{}) }
@@ -442,7 +455,13 @@ func (w *world) completeOp(i int, fail bool) error {
 // step feeds ev to node i's Machine and carries out the actions.
 func (w *world) step(i int, ev Event) error {
 	n := &w.nodes[i]
-	acts := n.m.Step(w.now, ev)
+	var acts []Action
+	if _, tick := ev.(Tick); tick && w.cfg[i].Disk {
+		// The quorum disk works: this node renews its slot at every
+		// tick, and sees the peer's move while the peer has power.
+		acts = n.m.Step(w.now, w.diskStatus(i))
+	}
+	acts = append(acts, n.m.Step(w.now, ev)...)
 	for _, a := range acts {
 		if w.stats != nil {
 			w.count(a)
