@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,12 +26,49 @@ func (realFS) stat(path string) (unix.Stat_t, error) {
 
 func (realFS) resolve(path string) (string, error) { return filepath.EvalSymlinks(path) }
 
+// mountinfoBuf is the buffer the mount table is read into, kept from one
+// read to the next: a monitor reads the table every interval, and the
+// parsed entries copy what they keep.
+var mountinfoBuf struct {
+	sync.Mutex
+	b []byte
+}
+
 func (realFS) mountinfo() ([]mountEntry, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mountinfoBuf.Lock()
+	defer mountinfoBuf.Unlock()
+	b, err := readProcFile("/proc/self/mountinfo", mountinfoBuf.b[:0])
+	mountinfoBuf.b = b
 	if err != nil {
 		return nil, err
 	}
 	return parseMountinfo(b)
+}
+
+// readProcFile appends the content of a file of /proc, which stat gives
+// no size for, to buf: with a buffer that holds it, in one read and the
+// read that finds the end.
+func readProcFile(path string, buf []byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return buf, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, max(16<<10, cap(buf)))...)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return buf, &os.PathError{Op: "read", Path: path, Err: err}
+		case n == 0:
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
 
 func (realFS) mount(source, target, fstype string, flags uintptr, data string) error {

@@ -1,7 +1,6 @@
 package resources
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"strconv"
@@ -26,12 +25,10 @@ type mountEntry struct {
 //	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
 func parseMountinfo(data []byte) ([]mountEntry, error) {
 	var out []mountEntry
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	line := 0
-	for sc.Scan() {
-		line++
-		f := strings.Fields(sc.Text())
+	for line := 1; len(data) > 0; line++ {
+		var text []byte
+		text, data, _ = bytes.Cut(data, []byte{'\n'})
+		f := strings.Fields(string(text))
 		if len(f) == 0 {
 			continue
 		}
@@ -43,13 +40,13 @@ func parseMountinfo(data []byte) ([]mountEntry, error) {
 			}
 		}
 		if len(f) < 7 || sep < 0 || len(f) < sep+3 {
-			return nil, fmt.Errorf("mountinfo line %d: malformed: %q", line, sc.Text())
+			return nil, fmt.Errorf("mountinfo line %d: malformed: %q", line, text)
 		}
 		id, err1 := strconv.Atoi(f[0])
 		parent, err2 := strconv.Atoi(f[1])
 		dev, err3 := parseMajorMinor(f[2], 10)
 		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("mountinfo line %d: malformed: %q", line, sc.Text())
+			return nil, fmt.Errorf("mountinfo line %d: malformed: %q", line, text)
 		}
 		out = append(out, mountEntry{
 			id:         id,
@@ -60,9 +57,6 @@ func parseMountinfo(data []byte) ([]mountEntry, error) {
 			fstype:     unescapeOctal(f[sep+1]),
 			source:     unescapeOctal(f[sep+2]),
 		})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("mountinfo: %w", err)
 	}
 	return out, nil
 }
