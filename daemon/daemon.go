@@ -144,7 +144,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	d.fencer = peerFence{node: peer.Name, agent: opts.Fencer, watchdog: cfg.Watchdog.Timeout}
 	if d.fencer.agent == nil && !cfg.Cluster.UnsafeNoFencing {
-		if d.fencer.agent, err = checkAgent(peer); err != nil {
+		if d.fencer.agent, err = checkAgent(peer, cfg.Heartbeat.Disk != nil); err != nil {
 			return nil, err
 		}
 		if d.fencer.agent == nil && cfg.Heartbeat.Disk == nil {

@@ -17,11 +17,18 @@ import (
 // peer has none. Its parameters are checked against the agent's own
 // metadata before the daemon starts, so a typo shows now rather than when
 // the peer dies.
-func checkAgent(peer *config.Node) (fence.Fencer, error) {
+//
+// With a quorum disk to fall back on, each fencing round runs the agent
+// once: when it fails, the fence message goes out at once instead of after
+// the agent's own retries, and the next round tries the agent again.
+func checkAgent(peer *config.Node, diskFallback bool) (fence.Fencer, error) {
 	if peer.Fence == nil {
 		return nil, nil
 	}
 	a := &fence.Agent{Name: peer.Fence.Agent, Node: peer.Name, Params: peer.Fence.Params}
+	if diskFallback {
+		a.Retry.Attempts = 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := a.Check(ctx); err != nil {
