@@ -100,6 +100,11 @@ type instance struct {
 	pid   int
 	start uint64 // start time in clock ticks after boot, from /proc/PID/stat
 	child *child // nil when found in the pid file
+	// smbd says check found pid to run the smbd binary. The pid and its
+	// start time name that process for as long as it lives, and smbd does
+	// not exec another program, so later checks (every monitor) read only
+	// its stat.
+	smbd bool
 }
 
 // child is an smbd launched by this Process.
@@ -236,9 +241,10 @@ func (p *Process) check(inst *instance) (procStat, error) {
 		return procStat{}, p.errf("read state of smbd pid %d: %w", inst.pid, err)
 	case s.start != inst.start:
 		return procStat{}, p.errf("smbd pid %d recorded in %s no longer runs (the pid now names another process)", inst.pid, p.PidFile())
-	case !isSmbd(s.pid, s.comm, p.smbd()):
+	case !inst.smbd && !isSmbd(s.pid, s.comm, p.smbd()):
 		return procStat{}, p.errf("pid %d recorded in %s is %q, not %s", inst.pid, p.PidFile(), s.comm, p.smbd())
 	}
+	inst.smbd = true
 	return s, nil
 }
 
