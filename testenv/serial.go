@@ -91,6 +91,12 @@ func writeOrDrop(f *os.File, b []byte) error {
 	}
 	var werr error
 	err = rc.Write(func(fd uintptr) bool {
+		// The descriptor may have been put back in blocking mode (any
+		// call of Fd does that); a blocking write would hang the relay,
+		// and the lab's Close with it, once the far end stops reading.
+		if werr = unix.SetNonblock(int(fd), true); werr != nil {
+			return true
+		}
 		_, werr = unix.Write(int(fd), b)
 		return true
 	})
