@@ -309,3 +309,13 @@ func TestFenceDelayOnlyThePreferredFencesAtOnce(t *testing.T) {
 		t.Fatalf("the other node never fenced after fence_delay: %v", acts)
 	}
 }
+
+func TestFenceMessageWhileActiveCannotBeCleared(t *testing.T) {
+	m := newMachine(t, diskConfig)
+	activeOnDisk(t, m, 3*time.Second)
+	m.Step(3100*time.Millisecond, FenceMessage{From: "beta", Kind: "reset"})
+	m.Step(3200*time.Millisecond, FenceMessageCleared{})
+	if acts := m.Step(3300*time.Millisecond, ResourceResult{Op: OpStop}); !has[ObeyFence](acts) {
+		t.Fatalf("a cleared mailbox stopped the node from obeying the message it had: %v", acts)
+	}
+}

@@ -93,8 +93,9 @@ type FenceResult struct {
 }
 
 // DiskStatus reports the quorum disk as the daemon's disk medium sees
-// it. Times are on the Machine's clock (the now of Step). Send one with
-// every Tick when Config.Disk is set.
+// it. Times are on the Machine's clock (the now of Step). It lets time
+// pass as a Tick does: when Config.Disk is set, step the Machine with a
+// DiskStatus in place of each Tick.
 type DiskStatus struct {
 	// Written says this node's slot was written at least once; LastWrite
 	// is when the latest successful write returned.
@@ -123,7 +124,8 @@ type FenceMessage struct {
 }
 
 // FenceMessageCleared says this node's mailbox is empty again: an
-// operator cleared it (haclient disk clear).
+// operator cleared it (haclient disk clear). It lifts only a message found
+// at start-up; one that came while the node ran is obeyed regardless.
 type FenceMessageCleared struct{}
 
 // AdminCommand is an operator's command, from haclient.

@@ -56,7 +56,6 @@ type poison struct {
 	from    string
 	kind    string
 	atStart bool
-	obeyed  bool
 }
 
 // grant is a Release this node sent and the peer has not yet confirmed.
@@ -199,7 +198,9 @@ func (m *Machine) Step(now time.Duration, ev Event) []Action {
 	case FenceMessage:
 		m.onFenceMessage(ev)
 	case FenceMessageCleared:
-		if m.poison.active && !m.poison.obeyed {
+		// Only a message left for an earlier run can be cleared away: one
+		// that came to this run is being obeyed, and the peer counts on it.
+		if m.poison.active && m.poison.atStart {
 			m.poison = poison{}
 			m.notice(LevelWarning, "the fence message for this node was cleared: it may take the service again")
 		}
@@ -823,7 +824,6 @@ func (m *Machine) decidePoisoned() {
 		return
 	}
 	m.owner = false
-	m.poison.obeyed = true
 	m.group = groupSelfFenced
 	m.emit(ObeyFence{From: m.poison.from})
 	m.notice(LevelError, "group stopped as %s's fence message asked: acknowledging it and taking this node down", m.poison.from)
@@ -836,14 +836,14 @@ func (m *Machine) decideStandby() {
 	if m.group == groupUnknown {
 		m.stopGroup()
 	}
+	if m.poison.active {
+		return // a fence message waits: this node takes nothing
+	}
 	// A fencing, once begun, is carried through even if the peer is heard
 	// again: it was silent for deadtime and may be a paused node that still
 	// holds the service, and an attempt under way may already have switched
 	// it off. It ends only when the service is taken (by the fencing, or by
 	// the peer's own release).
-	if m.poison.active {
-		return // a fence message waits: this node takes nothing
-	}
 	if !m.fence.active && !m.maint && m.peerSilent() {
 		m.beginFencing()
 	}
@@ -1078,6 +1078,7 @@ func (m *Machine) flush() {
 		m.emit(RoleChanged{From: m.role, To: role, Reason: reason})
 	}
 	m.role, m.reason = role, reason
+	mayHold, _ := m.mayHold()
 	r := Report{
 		Header:             Header{From: m.cfg.Incarnation, To: m.peerInc},
 		Epoch:              m.epoch,
@@ -1085,7 +1086,7 @@ func (m *Machine) flush() {
 		Role:               role,
 		Owner:              m.owner,
 		Quiescent:          !m.owner && m.group == groupStopped && !m.fence.active && !m.fence.inFlight && !m.grant.active,
-		Eligible:           !m.hasFatal() && m.group != groupSelfFenced && m.eligibleDisk(),
+		Eligible:           !m.hasFatal() && m.group != groupSelfFenced && mayHold,
 		Releasing:          m.owner && m.moving,
 		Maintenance:        m.maint,
 	}
@@ -1095,13 +1096,6 @@ func (m *Machine) flush() {
 		r.Seq = m.seq
 		m.send(r)
 	}
-}
-
-// eligibleDisk reports whether the quorum disk lets this node take the
-// service, as far as the peer need know.
-func (m *Machine) eligibleDisk() bool {
-	ok, _ := m.mayHold()
-	return ok
 }
 
 func (m *Machine) currentRole() (Role, string) {

@@ -455,13 +455,12 @@ func (w *world) completeOp(i int, fail bool) error {
 // step feeds ev to node i's Machine and carries out the actions.
 func (w *world) step(i int, ev Event) error {
 	n := &w.nodes[i]
-	var acts []Action
 	if _, tick := ev.(Tick); tick && w.cfg[i].Disk {
 		// The quorum disk works: this node renews its slot at every
 		// tick, and sees the peer's move while the peer has power.
-		acts = n.m.Step(w.now, w.diskStatus(i))
+		ev = w.diskStatus(i)
 	}
-	acts = append(acts, n.m.Step(w.now, ev)...)
+	acts := n.m.Step(w.now, ev)
 	for _, a := range acts {
 		if w.stats != nil {
 			w.count(a)
@@ -655,6 +654,7 @@ func (w *world) fingerprint() uint64 {
 	b := fpBuf(make([]byte, 0, 1024))
 	b.value(reflect.ValueOf(w.now))
 	b.value(reflect.ValueOf(w.incs))
+	b.value(reflect.ValueOf(w.offAt))
 	b.value(reflect.ValueOf(w.budget))
 	b.value(reflect.ValueOf(w.fences))
 	b.value(reflect.ValueOf(w.admin))
