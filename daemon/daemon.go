@@ -274,8 +274,7 @@ func (l *loop) run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	l.observeDisk()
-	l.step(failover.Tick{})
+	l.step(l.tick())
 	l.feedWatchdog()
 	// done is ctx's channel until the shutdown begins, then nil: the
 	// handover runs on events like any other work.
@@ -304,8 +303,7 @@ func (l *loop) run(ctx context.Context) error {
 			l.pendingAdmin = append(l.pendingAdmin, call)
 			ev = call.req
 		case <-tick.C:
-			ev = failover.Tick{}
-			l.observeDisk()
+			ev = l.tick()
 			l.maybeMonitor()
 			l.feedWatchdog()
 			l.tickConns()
@@ -329,11 +327,15 @@ func (l *loop) peerEvent(ev heartbeat.Event) failover.Event {
 	case heartbeat.EventPeerDead:
 		return failover.PeerDead{}
 	case heartbeat.EventReceived:
-		if ev.Message != nil && (ev.Message.Type == msgConns || ev.Message.Type == msgConnsAck) {
-			l.connsMessage(ev.Message)
+		if ev.Message == nil {
 			return nil
 		}
-		if ev.Message == nil || ev.Message.Type != msgType {
+		switch ev.Message.Type {
+		case msgConns, msgConnsAck:
+			l.connsMessage(ev.Message)
+			return nil
+		case msgType:
+		default:
 			return nil
 		}
 		m, err := failover.UnmarshalMessage(ev.Message.Payload)
@@ -431,7 +433,7 @@ func (l *loop) fence(node string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.fenceCancel = cancel
 	go func() {
-		rec, res := d.fencer.fence(ctx)
+		rec, res, _ := d.fencer.fence(ctx)
 		d.addFence(rec)
 		select {
 		case d.events <- res:

@@ -113,22 +113,24 @@ func (v *mailboxView) observe(read bool, m quorum.Message) failover.Event {
 	return nil
 }
 
-// observeDisk tells the decision core what the quorum disk medium saw:
-// the lease, the peer's counter, this node's mailbox.
-func (l *loop) observeDisk() {
+// tick is the event that lets time pass in the decision core: a Tick,
+// or with a quorum disk what the disk medium saw (the lease, the peer's
+// counter), which passes time as well. A change of this node's mailbox is
+// stepped first, on its own.
+func (l *loop) tick() failover.Event {
 	d := l.d
 	if d.disk == nil {
-		return
+		return failover.Tick{}
 	}
 	st := d.disk.Stats()
+	if ev := l.mailbox.observe(st.MailboxRead, st.Mailbox); ev != nil {
+		l.step(ev)
+	}
 	onClock := func(t time.Time) time.Duration { return t.Sub(d.origin) }
-	l.step(failover.DiskStatus{
+	return failover.DiskStatus{
 		Written: !st.LastWrite.IsZero(), LastWrite: onClock(st.LastWrite),
 		PeerRead: !st.PeerMoved.IsZero(), PeerMoved: onClock(st.PeerMoved),
 		MailboxRead: st.MailboxRead,
-	})
-	if ev := l.mailbox.observe(st.MailboxRead, st.Mailbox); ev != nil {
-		l.step(ev)
 	}
 }
 

@@ -56,49 +56,55 @@ type peerFence struct {
 func (p *peerFence) configured() bool { return p.agent != nil || p.disk != nil }
 
 // fence fences the peer once: agent, then disk. It returns the record for
-// status and the result for the decision core.
-func (p *peerFence) fence(ctx context.Context) (FenceRecord, failover.FenceResult) {
+// status, the result for the decision core, and the error when it failed.
+func (p *peerFence) fence(ctx context.Context) (FenceRecord, failover.FenceResult, error) {
 	start := time.Now()
 	rec := FenceRecord{Target: p.node, At: start}
 	res := failover.FenceResult{Node: p.node}
-	var errs []error
+	done := func(err error) (FenceRecord, failover.FenceResult, error) {
+		rec.Duration = time.Since(start)
+		if err != nil {
+			rec.Error, res.Reason = err.Error(), err.Error()
+		}
+		return rec, res, err
+	}
+	var agentErr error
 	if p.agent != nil {
 		result, err := p.agent.Fence(ctx)
 		rec.Method, rec.Result = strings.TrimPrefix(result.Fencer, "agent "), result.String()
 		if err == nil {
-			rec.OK, rec.Duration = true, time.Since(start)
-			res.Off = true
-			return rec, res
+			rec.OK, res.Off = true, true
+			return done(nil)
 		}
-		errs = append(errs, err)
+		agentErr = err
 	}
-	if p.disk != nil && ctx.Err() == nil {
-		pill := &fence.Pill{Disk: p.disk.Quorum(), Local: p.disk.Local(), Node: p.node, Watchdog: p.watchdog, Interval: p.disk.Interval()}
-		del, err := pill.Deliver(ctx)
-		rec.Method = "disk"
-		if err == nil {
-			rec.OK = true
-			res.Off, res.Disk, res.Acknowledged = true, true, del.Acknowledged
-			rec.Result = fmt.Sprintf("fence message %v delivered", del.Message)
-			if del.Acknowledged {
-				rec.Result += " and acknowledged"
-			} else {
-				rec.Result += fmt.Sprintf(" (not acknowledged within %v)", pill.Wait())
-			}
-			if len(errs) > 0 {
-				rec.Result += "; the agent failed: " + errs[0].Error()
-			}
-			rec.Duration = time.Since(start)
-			return rec, res
+	if p.disk == nil {
+		if agentErr == nil {
+			agentErr = errors.New("no fence agent and no quorum disk configured")
 		}
-		errs = append(errs, err)
+		return done(agentErr)
 	}
-	if len(errs) == 0 {
-		errs = append(errs, errors.New("no fence agent and no quorum disk configured"))
+	if err := ctx.Err(); err != nil {
+		return done(errors.Join(agentErr, err))
 	}
-	err := errors.Join(errs...)
-	rec.Duration, rec.Error, res.Reason = time.Since(start), err.Error(), err.Error()
-	return rec, res
+	pill := &fence.Pill{Disk: p.disk.Quorum(), Local: p.disk.Local(), Node: p.node, Watchdog: p.watchdog, Interval: p.disk.Interval()}
+	del, err := pill.Deliver(ctx)
+	rec.Method = "disk"
+	if err != nil {
+		return done(errors.Join(agentErr, err))
+	}
+	rec.OK = true
+	res.Off, res.Disk, res.Acknowledged = true, true, del.Acknowledged
+	rec.Result = fmt.Sprintf("fence message %v delivered", del.Message)
+	if del.Acknowledged {
+		rec.Result += " and acknowledged"
+	} else {
+		rec.Result += fmt.Sprintf(" (not acknowledged within %v)", pill.Wait())
+	}
+	if agentErr != nil {
+		rec.Result += "; the agent failed: " + agentErr.Error()
+	}
+	return done(nil)
 }
 
 // method says how the peer is fenced, for status.

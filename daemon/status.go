@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -42,7 +41,7 @@ func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
 	}
 	switch {
 	case st.Fencing.Active:
-		out.LastFence = &admin.FenceReport{Target: d.peer.Name, Method: d.fenceMethod(), Result: admin.FenceRunning, Error: st.Fencing.LastError}
+		out.LastFence = &admin.FenceReport{Target: d.peer.Name, Method: d.fencer.method(), Result: admin.FenceRunning, Error: st.Fencing.LastError}
 		if lastFence != nil && lastFence.Target == d.peer.Name {
 			out.LastFence.Started = lastFence.At
 		}
@@ -54,8 +53,6 @@ func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
 	}
 	return out, nil
 }
-
-func (d *Daemon) fenceMethod() string { return d.fencer.method() }
 
 func fenceReport(f FenceRecord) *admin.FenceReport {
 	r := &admin.FenceReport{Target: f.Target, Method: f.Method, Result: admin.FenceDone,
@@ -265,14 +262,14 @@ func (d *Daemon) Fence(ctx context.Context, node string, self bool) (admin.Fence
 	case !d.fencer.configured():
 		return admin.FenceReport{}, admin.Errorf(admin.ErrConflict, "%s has no fence agent and there is no quorum disk", node)
 	}
-	rec, res := d.fencer.fence(ctx)
+	rec, _, err := d.fencer.fence(ctx)
 	d.addFence(rec)
-	if res.Off {
+	if err == nil {
 		d.record(Notice{At: time.Now(), Level: "warning", Text: fmt.Sprintf("fenced %s on request: %s", node, rec.Result)})
 		return *fenceReport(rec), nil
 	}
 	d.record(Notice{At: time.Now(), Level: "error", Text: fmt.Sprintf("fencing %s on request failed: %s", node, rec.Error)})
-	return *fenceReport(rec), errors.New(rec.Error)
+	return *fenceReport(rec), err
 }
 
 // selfFenceEvent asks the loop to fence this node.
