@@ -210,10 +210,7 @@ func (d *Disk) Send(msg []byte) error {
 	default:
 	}
 	d.mu.Lock()
-	// A heartbeat does not displace a message of the decision core that
-	// waits for the next cycle: any signed message shows the node alive,
-	// and the slot holds one message per interval.
-	if d.pending == nil || !isHeartbeat(msg) || isHeartbeat(d.pending) {
+	if displaces(msg, d.pending) {
 		d.pending = slices.Clone(msg)
 	}
 	err := d.writeErr
@@ -229,6 +226,14 @@ func (d *Disk) Send(msg []byte) error {
 }
 
 func (d *Disk) sendsPromptly() bool { return true }
+
+// displaces reports whether msg takes the place of pending, the message
+// waiting for the next cycle. A heartbeat does not displace a message of
+// the decision core: any signed message shows the node alive, and the slot
+// holds one message per interval.
+func displaces(msg, pending []byte) bool {
+	return pending == nil || !isHeartbeat(msg) || isHeartbeat(pending)
+}
 
 // isHeartbeat reports whether msg is a plain heartbeat, by its type byte
 // (offset 5, see the package documentation).

@@ -53,10 +53,11 @@ func TestDiskMailboxAndAcknowledge(t *testing.T) {
 		t.Fatalf("alpha's slot acknowledges %v (%v), want %v", ack, err, msg)
 	}
 	for i := range 3 {
+		before := a.Stats().Counter
 		if err := a.Send(rawMessage(TypeHeartbeat, byte(i))); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * diskTestInterval)
+		waitFor(t, "the next write", func() bool { return a.Stats().Counter > before })
 	}
 	if ack, _, err := qd.ReadAck("alpha"); err != nil || ack != msg {
 		t.Fatalf("a later write dropped the acknowledgement: %v (%v)", ack, err)
@@ -67,35 +68,21 @@ func TestDiskMailboxAndAcknowledge(t *testing.T) {
 }
 
 func TestDiskHeartbeatDoesNotDisplaceAppMessage(t *testing.T) {
-	path := diskImage(t)
-	a := dialDisk(t, path, "alpha", "beta")
-	// Hold the cycle off: a long interval, so both sends wait together.
-	a.interval = time.Hour
-	a.mu.Lock()
-	a.cycled = time.Now()
-	a.mu.Unlock()
-	report := rawMessage(TypeAppFirst, 1)
-	if err := a.Send(report); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Send(rawMessage(TypeHeartbeat, 2)); err != nil {
-		t.Fatal(err)
-	}
-	a.mu.Lock()
-	pending := string(a.pending)
-	a.mu.Unlock()
-	if pending != string(report) {
-		t.Fatalf("pending %q, want the app message %q", pending, report)
-	}
-	// A newer app message does replace it.
-	newer := rawMessage(TypeAppFirst, 3)
-	if err := a.Send(newer); err != nil {
-		t.Fatal(err)
-	}
-	a.mu.Lock()
-	pending = string(a.pending)
-	a.mu.Unlock()
-	if pending != string(newer) {
-		t.Fatalf("pending %q, want the newer app message", pending)
+	report, newer := rawMessage(TypeAppFirst, 1), rawMessage(TypeAppFirst, 3)
+	hb, hb2 := rawMessage(TypeHeartbeat, 2), rawMessage(TypeHeartbeat, 4)
+	for _, c := range []struct {
+		name         string
+		msg, pending []byte
+		want         bool
+	}{
+		{"heartbeat, nothing waiting", hb, nil, true},
+		{"heartbeat over a report", hb, report, false},
+		{"heartbeat over a heartbeat", hb2, hb, true},
+		{"report over a heartbeat", report, hb, true},
+		{"newer report over a report", newer, report, true},
+	} {
+		if got := displaces(c.msg, c.pending); got != c.want {
+			t.Errorf("%s: displaces = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
