@@ -56,7 +56,6 @@ type device struct {
 
 	mu     sync.Mutex
 	buf    []byte         // aligned, MaxSectorSize bytes
-	aio    *aio           // asynchronous I/O on O_DIRECT; nil: the worker does blocking I/O
 	work   chan ioRequest // to the worker; nil until the first I/O
 	done   chan ioResult  // from the worker, one result per request
 	timer  *time.Timer    // bounds the wait for done
@@ -133,11 +132,6 @@ func openDevice(path string, m openMode) (*device, error) {
 	}
 	d.buf = alignedBuffer(MaxSectorSize, max(ioAlign, d.block))
 	d.readAt, d.writeAt = f.ReadAt, f.WriteAt
-	if direct {
-		// Without a context (aio-max-nr reached, no AIO in the kernel)
-		// the worker does the same I/O with blocking calls.
-		d.aio, _ = newAIO(int(f.Fd()))
-	}
 	return d, nil
 }
 
@@ -163,17 +157,15 @@ func (d *device) read(off int64, n int) ([]byte, error) {
 // write writes b at off.
 func (d *device) write(off int64, b []byte) error { return d.io(true, off, b) }
 
-// io runs one read or write and waits for it at most the timeout: on
-// O_DIRECT through asynchronous I/O, the calling goroutine parked in the
-// runtime's poller until the kernel signals completion; otherwise on the
-// device's worker goroutine. An I/O that does not return in time is
+// io runs one read or write on the device's worker goroutine and waits
+// for it at most the timeout. An I/O that does not return in time is
 // remembered: until it returns, every other I/O fails at once with ErrHung
 // instead of piling up behind a dead device. data is copied to or from the
 // aligned buffer, which only the outstanding I/O touches.
 //
 // The worker lives from the first I/O to close, so that a sector read or
 // written every heartbeat costs two hand-offs between goroutines and no
-// new goroutine or timer; asynchronous I/O costs neither.
+// new goroutine or timer.
 func (d *device) io(write bool, off int64, data []byte) error {
 	op := "read"
 	if write {
@@ -189,31 +181,36 @@ func (d *device) io(write bool, off int64, data []byte) error {
 		return fmt.Errorf("quorum: %s: %s: %w", d.path, op, os.ErrClosed)
 	}
 	if d.hung {
-		if !d.returned() {
+		select {
+		case <-d.done:
+			d.hung = false
+		default:
 			return fmt.Errorf("quorum: %s: %s at byte %d: %w: an earlier I/O has been outstanding for %v",
 				d.path, op, off, ErrHung, time.Since(d.since).Round(time.Millisecond))
 		}
-		d.hung = false
+	}
+	if d.work == nil {
+		d.work = make(chan ioRequest, 1)
+		d.done = make(chan ioResult, 1)
+		d.timer = time.NewTimer(d.timeout)
+		go d.worker(d.work, d.done)
+	} else {
+		d.timer.Reset(d.timeout)
 	}
 	buf := d.buf[:n]
 	if write {
 		copy(buf, data)
 	}
+	// The worker has returned every earlier result, so it waits for this
+	// request and the send does not block.
+	d.work <- ioRequest{write: write, buf: buf, off: off}
 	var r ioResult
-	if d.aio != nil {
-		if err := d.aio.start(write, buf, off); err != nil {
-			return fmt.Errorf("quorum: %s: %s at byte %d: submit: %w", d.path, op, off, err)
-		}
-		var timedOut bool
-		if r, timedOut = d.aio.wait(time.Now().Add(d.timeout)); timedOut {
-			d.hung, d.since = true, time.Now()
-			return fmt.Errorf("quorum: %s: %s at byte %d: %w (%v)", d.path, op, off, ErrHung, d.timeout)
-		}
-	} else {
-		var err error
-		if r, err = d.onWorker(write, buf, off); err != nil {
-			return fmt.Errorf("quorum: %s: %s at byte %d: %w", d.path, op, off, err)
-		}
+	select {
+	case r = <-d.done:
+		d.timer.Stop()
+	case <-d.timer.C:
+		d.hung, d.since = true, time.Now()
+		return fmt.Errorf("quorum: %s: %s at byte %d: %w (%v)", d.path, op, off, ErrHung, d.timeout)
 	}
 	switch {
 	case r.err == nil && r.n == n:
@@ -226,46 +223,6 @@ func (d *device) io(write bool, off int64, data []byte) error {
 		copy(data, buf)
 	}
 	return nil
-}
-
-// returned reports whether the I/O given up on as hung has returned since;
-// the caller holds mu.
-func (d *device) returned() bool {
-	if d.aio != nil {
-		_, ok := d.aio.taken()
-		return ok
-	}
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// onWorker runs one I/O on the worker and waits for it at most the
-// timeout; the caller holds mu. An I/O that times out marks the device
-// hung.
-func (d *device) onWorker(write bool, buf []byte, off int64) (ioResult, error) {
-	if d.work == nil {
-		d.work = make(chan ioRequest, 1)
-		d.done = make(chan ioResult, 1)
-		d.timer = time.NewTimer(d.timeout)
-		go d.worker(d.work, d.done)
-	} else {
-		d.timer.Reset(d.timeout)
-	}
-	// The worker has returned every earlier result, so it waits for this
-	// request and the send does not block.
-	d.work <- ioRequest{write: write, buf: buf, off: off}
-	select {
-	case r := <-d.done:
-		d.timer.Stop()
-		return r, nil
-	case <-d.timer.C:
-		d.hung, d.since = true, time.Now()
-		return ioResult{}, fmt.Errorf("%w (%v)", ErrHung, d.timeout)
-	}
 }
 
 // worker runs the device's I/O, one request at a time, until close closes
@@ -294,9 +251,6 @@ func (d *device) close() error {
 	if d.work != nil {
 		close(d.work)
 		d.timer.Stop()
-	}
-	if d.aio != nil {
-		d.aio.close(d.hung && !d.returned(), d.buf)
 	}
 	return d.f.Close()
 }
