@@ -445,10 +445,17 @@ func (l *loop) fence(node string) {
 func (d *Daemon) addFence(rec FenceRecord) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.state.fences = append(d.state.fences, rec)
-	if len(d.state.fences) > maxNotices {
-		d.state.fences = d.state.fences[1:]
+	d.state.fences = appendBounded(d.state.fences, rec)
+}
+
+// appendBounded appends v to the record s, dropping the oldest entry past
+// maxNotices.
+func appendBounded[T any](s []T, v T) []T {
+	s = append(s, v)
+	if len(s) > maxNotices {
+		s = s[1:]
 	}
+	return s
 }
 
 // maybeMonitor checks the running group when it is due and nothing else is
@@ -541,8 +548,5 @@ func (l *loop) selfFence(reason string) {
 func (d *Daemon) record(n Notice) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.state.notices = append(d.state.notices, n)
-	if len(d.state.notices) > maxNotices {
-		d.state.notices = d.state.notices[1:]
-	}
+	d.state.notices = appendBounded(d.state.notices, n)
 }
