@@ -192,10 +192,12 @@ func (d *Daemon) Tickles(ctx context.Context) (admin.Tickles, error) {
 	if d.conns != nil {
 		add(d.peer.Name, d.conns.view.List(), "lan")
 	}
-	if fromDisk, err := d.peerDiskConns(); err == nil && d.disk != nil {
+	if d.disk != nil {
+		fromDisk, err := d.peerDiskConns()
+		if err != nil {
+			return out, fmt.Errorf("the peer's list on the quorum disk: %w", err)
+		}
 		add(d.peer.Name, fromDisk, "disk")
-	} else if err != nil {
-		return out, fmt.Errorf("the peer's list on the quorum disk: %w", err)
 	}
 	out.Counts = tickleCounts(d.tickle.Status())
 	return out, nil
