@@ -293,8 +293,9 @@ func BenchmarkPeerDeadAllMedia(b *testing.B) {
 
 // BenchmarkIdleDaemon: the CPU and resident memory of an idle tandemd
 // with all three media at 100 ms keepalive and the resources monitored at
-// the default interval, over 10 s windows (CPU time comes in 10 ms ticks:
-// 0.1% of a core per window).
+// the default interval, over 10 s windows. CPU time is the scheduler's own
+// count of nanoseconds on a CPU, summed over the process's threads, so the
+// figure is not rounded to the 10 ms ticks of /proc/PID/stat.
 func BenchmarkIdleDaemon(b *testing.B) {
 	p, active := startMediaPair(b, pairOptions{MonitorInterval: 2 * time.Second})
 	cpu, rss := map[string][]float64{}, map[string][]float64{}
@@ -311,7 +312,12 @@ func BenchmarkIdleDaemon(b *testing.B) {
 			if n == active {
 				role = "active"
 			}
-			cpu[role] = append(cpu[role], 100*float64(after.ticks-before[n].ticks)/clockTicks/window.Seconds())
+			used := after.cpu - before[n].cpu
+			if after.threads < before[n].threads {
+				// A thread that exited took its count with it.
+				b.Fatalf("tandemd on %s lost threads during the window (%d -> %d): its CPU time is undercounted", n, before[n].threads, after.threads)
+			}
+			cpu[role] = append(cpu[role], 100*used.Seconds()/window.Seconds())
 			rss[role] = append(rss[role], float64(after.rssKB)/1024)
 		}
 	}
@@ -321,12 +327,10 @@ func BenchmarkIdleDaemon(b *testing.B) {
 	}
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on Linux.
-const clockTicks = 100
-
 type procSample struct {
-	ticks uint64
-	rssKB uint64
+	cpu     time.Duration // on a CPU, all threads
+	threads int
+	rssKB   uint64
 }
 
 // sampleDaemon reads the node's tandemd's CPU time and resident memory.
@@ -340,25 +344,34 @@ func sampleDaemon(b *testing.B, p *pair, node string) procSample {
 		if comm != "tandemd" {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		var s procSample
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 		if err != nil {
 			b.Fatal(err)
 		}
-		// Fields after the command name, which is in parentheses.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-		utime, _ := strconv.ParseUint(f[11], 10, 64)
-		stime, _ := strconv.ParseUint(f[12], 10, 64)
+		for _, task := range tasks {
+			// schedstat: time on a CPU (ns), time waiting to run, timeslices.
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, task.Name()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ns, err := strconv.ParseInt(strings.Fields(string(stat))[0], 10, 64)
+			if err != nil {
+				b.Fatalf("schedstat of task %s of tandemd on %s: %v", task.Name(), node, err)
+			}
+			s.cpu += time.Duration(ns)
+			s.threads++
+		}
 		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
 			b.Fatal(err)
 		}
-		var rss uint64
 		for _, line := range strings.Split(string(status), "\n") {
 			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				rss, _ = strconv.ParseUint(strings.Fields(v)[0], 10, 64)
+				s.rssKB, _ = strconv.ParseUint(strings.Fields(v)[0], 10, 64)
 			}
 		}
-		return procSample{ticks: utime + stime, rssKB: rss}
+		return s
 	}
 	b.Fatalf("no tandemd runs on %s", node)
 	return procSample{}

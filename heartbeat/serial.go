@@ -477,7 +477,7 @@ func (s *Serial) writeNow(frame []byte, now time.Time) {
 	if rerr == nil {
 		rerr = rc.Write(func(fd uintptr) bool {
 			for {
-				n, err = unix.Write(int(fd), frame)
+				n, err = rawWrite(fd, frame)
 				if err != unix.EINTR {
 					return true
 				}
@@ -581,7 +581,7 @@ func (s *Serial) outputQueue() int {
 	}
 	q := 0
 	rc.Control(func(fd uintptr) {
-		if v, err := unix.IoctlGetInt(int(fd), unix.TIOCOUTQ); err == nil {
+		if v, err := rawIoctlInt(fd, unix.TIOCOUTQ); err == nil {
 			q = v
 		}
 	})
@@ -597,7 +597,7 @@ func (s *Serial) Receive() ([]byte, string, error) {
 		if s.isClosed() {
 			return nil, "", fmt.Errorf("heartbeat: %s %s: receive: %w", s.name, s.device, net.ErrClosed)
 		}
-		n, err := s.f.Read(s.rbuf)
+		n, err := s.read(s.rbuf)
 		if n > 0 {
 			s.mu.Lock()
 			s.ready = s.deframer.Feed(s.ready, s.rbuf[:n])
@@ -605,7 +605,7 @@ func (s *Serial) Receive() ([]byte, string, error) {
 		}
 		switch {
 		case err == nil:
-		case errors.Is(err, os.ErrClosed):
+		case errors.Is(err, os.ErrClosed) || s.isClosed():
 			return nil, "", fmt.Errorf("heartbeat: %s %s: receive: %w", s.name, s.device, net.ErrClosed)
 		case errors.Is(err, io.EOF):
 			return nil, "", fmt.Errorf("heartbeat: %s %s: read: line hung up", s.name, s.device)
@@ -617,6 +617,36 @@ func (s *Serial) Receive() ([]byte, string, error) {
 	s.ready[s.head] = nil
 	s.head++
 	return msg, s.device, nil
+}
+
+// read reads what the line has, waiting in the runtime's poller while
+// it has nothing; io.EOF when the line hung up.
+func (s *Serial) read(p []byte) (int, error) {
+	rc, err := s.f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var (
+		n    int
+		rerr error
+	)
+	err = rc.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = rawRead(fd, p)
+			if rerr != unix.EINTR {
+				return rerr != unix.EAGAIN
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 func (s *Serial) isClosed() bool {

@@ -109,10 +109,11 @@ type UDP struct {
 	name string
 	conn net.PacketConn
 	dst  net.Addr
-	// raw and sa send without waiting; nil when conn is not a UDP socket
-	// of this host, and then Send may wait in WriteTo.
+	// raw and sa send and receive with raw system calls (see rawio.go);
+	// raw is nil when conn is not a UDP socket of this host, and then
+	// Send may wait in WriteTo.
 	raw syscall.RawConn
-	sa  unix.Sockaddr
+	sa  rawSockaddr
 }
 
 var _ Medium = (*UDP)(nil)
@@ -165,17 +166,17 @@ func newUDP(name string, conn net.PacketConn, dst net.Addr) *UDP {
 }
 
 // rawDestination returns the socket under conn and dst as a socket
-// address of the socket's family, or nils when conn is not a UDP socket
-// or dst cannot be put so.
-func rawDestination(conn net.PacketConn, dst net.Addr) (syscall.RawConn, unix.Sockaddr) {
+// address of the socket's family, or a nil RawConn when conn is not a UDP
+// socket or dst cannot be put so.
+func rawDestination(conn net.PacketConn, dst net.Addr) (syscall.RawConn, rawSockaddr) {
 	c, ok := conn.(*net.UDPConn)
 	a, ok2 := dst.(*net.UDPAddr)
 	if !ok || !ok2 {
-		return nil, nil
+		return nil, rawSockaddr{}
 	}
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return nil, nil
+		return nil, rawSockaddr{}
 	}
 	family := -1
 	rc.Control(func(fd uintptr) {
@@ -183,24 +184,19 @@ func rawDestination(conn net.PacketConn, dst net.Addr) (syscall.RawConn, unix.So
 			family = v
 		}
 	})
-	switch {
-	case family == unix.AF_INET && a.IP.To4() != nil:
-		sa := &unix.SockaddrInet4{Port: a.Port}
-		copy(sa.Addr[:], a.IP.To4())
-		return rc, sa
-	case family == unix.AF_INET6 && a.IP.To16() != nil:
-		sa := &unix.SockaddrInet6{Port: a.Port}
-		copy(sa.Addr[:], a.IP.To16())
-		if a.Zone != "" {
-			ifi, err := net.InterfaceByName(a.Zone)
-			if err != nil {
-				return nil, nil
-			}
-			sa.ZoneId = uint32(ifi.Index)
+	var zone uint32
+	if a.Zone != "" {
+		ifi, err := net.InterfaceByName(a.Zone)
+		if err != nil {
+			return nil, rawSockaddr{}
 		}
-		return rc, sa
+		zone = uint32(ifi.Index)
 	}
-	return nil, nil
+	sa, ok := newRawSockaddr(family, a.AddrPort(), zone)
+	if !ok {
+		return nil, rawSockaddr{}
+	}
+	return rc, sa
 }
 
 func udpAddr(a netip.Addr, port int) *net.UDPAddr {
@@ -455,7 +451,7 @@ func (u *UDP) sendNow(msg []byte) error {
 	var serr error
 	err := u.raw.Write(func(fd uintptr) bool {
 		for {
-			serr = unix.Sendto(int(fd), msg, 0, u.sa)
+			serr = rawSendto(fd, msg, &u.sa)
 			if serr != unix.EINTR {
 				return true
 			}
@@ -477,6 +473,9 @@ func (u *UDP) sendsPromptly() bool { return u.raw != nil }
 // After Close it returns an error wrapping net.ErrClosed.
 func (u *UDP) Receive() ([]byte, string, error) {
 	buf := make([]byte, MaxMessageSize+1)
+	if u.raw != nil {
+		return u.receiveRaw(buf)
+	}
 	n, from, err := u.conn.ReadFrom(buf)
 	if err != nil {
 		return nil, "", fmt.Errorf("heartbeat: %s: receive: %w", u.name, err)
@@ -484,6 +483,35 @@ func (u *UDP) Receive() ([]byte, string, error) {
 	src := ""
 	if from != nil {
 		src = strings.TrimSpace(from.String())
+	}
+	return buf[:n:n], src, nil
+}
+
+// receiveRaw receives into buf with recvfrom(2) on the non-blocking
+// socket, waiting in the runtime's poller while nothing is there.
+func (u *UDP) receiveRaw(buf []byte) ([]byte, string, error) {
+	var (
+		n    int
+		rerr error
+		from rawSockaddr
+	)
+	err := u.raw.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = rawRecvfrom(fd, buf, &from)
+			if rerr != unix.EINTR {
+				return rerr != unix.EAGAIN
+			}
+		}
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("heartbeat: %s: receive: %w", u.name, err)
+	}
+	src := ""
+	if ap := from.addrPort(); ap.IsValid() {
+		src = ap.String()
 	}
 	return buf[:n:n], src, nil
 }

@@ -64,6 +64,13 @@ func TestUDPPair(t *testing.T) {
 	if a.Name() != "lan" {
 		t.Fatalf("name %q", a.Name())
 	}
+	sendBoth(t, a, b)
+}
+
+// sendBoth sends a short and a longest datagram from a to b and checks
+// what arrives and whence.
+func sendBoth(t *testing.T, a, b *UDP) {
+	t.Helper()
 	for i, m := range [][]byte{[]byte("one"), bytes.Repeat([]byte{0xa5}, MaxMessageSize)} {
 		ch := receiveAsync(b)
 		if err := a.Send(m); err != nil {
