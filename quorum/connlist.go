@@ -190,7 +190,7 @@ func (d *Disk) readListCopy(i, c int) listCopy {
 		return listCopy{err: withDevice(err, d.dev.path)}
 	}
 	data := append(make([]byte, 0, s0.length), s0.data...)
-	batch := max(1, MaxSectorSize/h.SectorSize)
+	batch := max(1, maxIO/h.SectorSize)
 	for pos := 1; pos < s0.count; pos += batch {
 		n := min(batch, s0.count-pos)
 		b, err := d.dev.read(h.ListSector(i, c, pos)*size, n*h.SectorSize)
@@ -289,7 +289,7 @@ func (d *Disk) WriteConnList(i int, epoch, version uint64, data []byte) (*ConnLi
 		return nil, err
 	}
 	size := int64(h.SectorSize)
-	batch := max(1, MaxSectorSize/h.SectorSize)
+	batch := max(1, maxIO/h.SectorSize)
 	for pos := 0; pos < len(secs); pos += batch {
 		n := min(batch, len(secs)-pos)
 		if err := d.dev.write(h.ListSector(i, l.Copy, pos)*size, bytes.Join(secs[pos:pos+n], nil)); err != nil {

@@ -25,6 +25,10 @@ var ErrHung = errors.New("I/O did not return in time")
 // devices in practice; larger blocks raise it.
 const ioAlign = 4096
 
+// maxIO is the most bytes one read or write of the device carries: one
+// sector of the largest size.
+const maxIO = MaxSectorSize
+
 // ioResult is what one I/O syscall returned.
 type ioResult struct {
 	n   int
@@ -55,7 +59,7 @@ type device struct {
 	timeout time.Duration
 
 	mu     sync.Mutex
-	buf    []byte         // aligned, MaxSectorSize bytes
+	buf    []byte         // aligned, maxIO bytes
 	work   chan ioRequest // to the worker; nil until the first I/O
 	done   chan ioResult  // from the worker, one result per request
 	timer  *time.Timer    // bounds the wait for done
@@ -130,7 +134,7 @@ func openDevice(path string, m openMode) (*device, error) {
 		f.Close()
 		return nil, fmt.Errorf("quorum: %s: size: %w", path, err)
 	}
-	d.buf = alignedBuffer(MaxSectorSize, max(ioAlign, d.block))
+	d.buf = alignedBuffer(maxIO, max(ioAlign, d.block))
 	d.readAt, d.writeAt = f.ReadAt, f.WriteAt
 	return d, nil
 }
@@ -172,8 +176,11 @@ func (d *device) io(write bool, off int64, data []byte) error {
 		op = "write"
 	}
 	n := len(data)
-	if n == 0 || n%d.block != 0 || off%int64(d.block) != 0 || n > len(d.buf) {
+	switch {
+	case n == 0 || n%d.block != 0 || off%int64(d.block) != 0:
 		return fmt.Errorf("quorum: %s: %s of %d bytes at %d: not whole %d-byte blocks", d.path, op, n, off, d.block)
+	case n > len(d.buf):
+		return fmt.Errorf("quorum: %s: %s of %d bytes at %d: more than one I/O carries (%d bytes)", d.path, op, n, off, len(d.buf))
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

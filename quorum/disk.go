@@ -335,7 +335,7 @@ func readRange(dev *device, from, to int64) ([]byte, error) {
 	to &^= bs - 1
 	var out []byte
 	for off := from; off < to; {
-		n := min(to-off, MaxSectorSize)
+		n := min(to-off, maxIO)
 		b, err := dev.read(off, int(n))
 		if err != nil {
 			return nil, err

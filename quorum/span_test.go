@@ -53,3 +53,33 @@ func TestReadSlotAndMailbox(t *testing.T) {
 		t.Error("slot 2 of a two-node disk read")
 	}
 }
+
+// With the largest sectors the span of beta's poll (sectors 1 to 4) is
+// more than one I/O carries: the slot and the mailbox are read apart.
+func TestReadSlotAndMailboxLargeSectors(t *testing.T) {
+	for _, size := range []int{16 << 10, 32 << 10, MaxSectorSize} {
+		p := testParams
+		p.SectorSize = size
+		d, err := Open(initImage(t, p), Options{Cluster: "filer"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := Message{Kind: MsgReset, From: "alpha", To: "beta", Sequence: 9}
+		if err := d.WriteSlot(0, &Slot{Generation: 5, Counter: 7, AckFrom: NoSlot}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.WriteMessage(msg); err != nil {
+			t.Fatal(err)
+		}
+		for _, poll := range [][2]int{{0, 1}, {1, 0}} {
+			s, mb, serr, merr, err := d.ReadSlotAndMailbox(poll[0], poll[1])
+			if err != nil || serr != nil || merr != nil {
+				t.Fatalf("%d-byte sectors, slot %d and mailbox %d: %v, %v, %v", size, poll[0], poll[1], err, serr, merr)
+			}
+			if poll[0] == 0 && (s.Counter != 7 || d.MessageOf(1, mb) != msg) {
+				t.Errorf("%d-byte sectors: slot %+v, mailbox %v", size, s, d.MessageOf(1, mb))
+			}
+		}
+		d.Close()
+	}
+}
