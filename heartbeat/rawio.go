@@ -70,6 +70,21 @@ func (r *rawSockaddr) addrPort() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// rawOp adapts one such call to RawConn's Read and Write: the call is
+// made again when a signal interrupted it, and when the descriptor is not
+// ready (EAGAIN) the caller either waits in the poller for readiness
+// (wait) or is handed the EAGAIN at once.
+func rawOp(wait bool, call func(fd uintptr) error) func(fd uintptr) bool {
+	return func(fd uintptr) bool {
+		for {
+			err := call(fd)
+			if err != unix.EINTR {
+				return !wait || err != unix.EAGAIN
+			}
+		}
+	}
+}
+
 func errnoErr(e unix.Errno) error {
 	if e == 0 {
 		return nil

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -275,6 +276,7 @@ type Serial struct {
 	baud     int
 	byteTime time.Duration
 	f        *os.File
+	rc       syscall.RawConn // f's, for the raw calls
 
 	// Receive's own: only the goroutine calling Receive touches them.
 	rbuf  []byte
@@ -331,7 +333,12 @@ func DialSerial(cfg SerialConfig) (*Serial, error) {
 	// A non-blocking descriptor joins the runtime's poller: Read and
 	// Write park the goroutine, not a thread, and Close wakes them.
 	f := os.NewFile(uintptr(fd), cfg.Device)
-	return newSerial(cfg.Name, cfg.Device, baud, f), nil
+	s, err := newSerial(cfg.Name, cfg.Device, baud, f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("heartbeat: %s medium on %s: %w", cfg.Name, cfg.Device, err)
+	}
+	return s, nil
 }
 
 // setupTTY puts the terminal into raw 8N1 mode without flow control at
@@ -384,8 +391,13 @@ func setupTTY(fd, baud int) (int, error) {
 
 // newSerial runs a Serial over an open, pollable file at baud bits per
 // second.
-func newSerial(name, device string, baud int, f *os.File) *Serial {
+func newSerial(name, device string, baud int, f *os.File) (*Serial, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
 	s := &Serial{
+		rc:       rc,
 		name:     name,
 		device:   device,
 		baud:     baud,
@@ -397,7 +409,7 @@ func newSerial(name, device string, baud int, f *os.File) *Serial {
 	}
 	s.wg.Add(1)
 	go s.writeLoop()
-	return s
+	return s, nil
 }
 
 // Name returns the medium's name.
@@ -473,17 +485,10 @@ func (s *Serial) wakeWriter() {
 // rest goes to the writer, which waits for room as for a busy line.
 func (s *Serial) writeNow(frame []byte, now time.Time) {
 	n, err := 0, error(nil)
-	rc, rerr := s.f.SyscallConn()
-	if rerr == nil {
-		rerr = rc.Write(func(fd uintptr) bool {
-			for {
-				n, err = rawWrite(fd, frame)
-				if err != unix.EINTR {
-					return true
-				}
-			}
-		})
-	}
+	rerr := s.rc.Write(rawOp(false, func(fd uintptr) error {
+		n, err = rawWrite(fd, frame)
+		return err
+	}))
 	if rerr != nil {
 		err = rerr
 	}
@@ -575,12 +580,8 @@ func (s *Serial) writeLoop() {
 // outputQueue returns how many bytes the driver still holds for the line
 // (0 for a pty, whose bytes go straight to the other side).
 func (s *Serial) outputQueue() int {
-	rc, err := s.f.SyscallConn()
-	if err != nil {
-		return 0
-	}
 	q := 0
-	rc.Control(func(fd uintptr) {
+	s.rc.Control(func(fd uintptr) {
 		if v, err := rawIoctlInt(fd, unix.TIOCOUTQ); err == nil {
 			q = v
 		}
@@ -622,22 +623,14 @@ func (s *Serial) Receive() ([]byte, string, error) {
 // read reads what the line has, waiting in the runtime's poller while
 // it has nothing; io.EOF when the line hung up.
 func (s *Serial) read(p []byte) (int, error) {
-	rc, err := s.f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
 	var (
 		n    int
 		rerr error
 	)
-	err = rc.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = rawRead(fd, p)
-			if rerr != unix.EINTR {
-				return rerr != unix.EAGAIN
-			}
-		}
-	})
+	err := s.rc.Read(rawOp(true, func(fd uintptr) error {
+		n, rerr = rawRead(fd, p)
+		return rerr
+	}))
 	switch {
 	case err != nil:
 		return 0, err
@@ -665,12 +658,10 @@ func (s *Serial) Close() error {
 		s.pending = nil
 		s.mu.Unlock()
 		close(s.done)
-		if rc, err := s.f.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) {
-				unix.IoctlSetInt(int(fd), unix.TCFLSH, unix.TCOFLUSH)
-				unix.IoctlSetInt(int(fd), unix.TIOCNXCL, 0)
-			})
-		}
+		s.rc.Control(func(fd uintptr) {
+			unix.IoctlSetInt(int(fd), unix.TCFLSH, unix.TCOFLUSH)
+			unix.IoctlSetInt(int(fd), unix.TIOCNXCL, 0)
+		})
 		if err := s.f.Close(); err != nil {
 			s.closeErr = fmt.Errorf("heartbeat: %s %s: close: %w", s.name, s.device, err)
 		}

@@ -449,14 +449,10 @@ func (u *UDP) Send(msg []byte) error {
 // that cannot leave now is stale by the time it could.
 func (u *UDP) sendNow(msg []byte) error {
 	var serr error
-	err := u.raw.Write(func(fd uintptr) bool {
-		for {
-			serr = rawSendto(fd, msg, &u.sa)
-			if serr != unix.EINTR {
-				return true
-			}
-		}
-	})
+	err := u.raw.Write(rawOp(false, func(fd uintptr) error {
+		serr = rawSendto(fd, msg, &u.sa)
+		return serr
+	}))
 	if err != nil {
 		return err
 	}
@@ -495,14 +491,10 @@ func (u *UDP) receiveRaw(buf []byte) ([]byte, string, error) {
 		rerr error
 		from rawSockaddr
 	)
-	err := u.raw.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = rawRecvfrom(fd, buf, &from)
-			if rerr != unix.EINTR {
-				return rerr != unix.EAGAIN
-			}
-		}
-	})
+	err := u.raw.Read(rawOp(true, func(fd uintptr) error {
+		n, rerr = rawRecvfrom(fd, buf, &from)
+		return rerr
+	}))
 	if err == nil {
 		err = rerr
 	}
