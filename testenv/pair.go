@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 // PairConfig shapes the tandem.toml the lab writes for its two nodes.
@@ -53,6 +55,29 @@ type PairConfig struct {
 const AuthKey = "lab-shared-secret-0123456789"
 
 // ShareName and ShareFile are the share the lab's pair serves and the file
+// servedAddresses returns the addresses smbd listens on for a tandem.toml:
+// FloatIP, and FloatIP6 when a floatip resource holds it. A file that does
+// not decode (the lab also installs broken ones, for tandemd to refuse)
+// gets FloatIP alone.
+func servedAddresses(tandemToml string) []netip.Addr {
+	addrs := []netip.Addr{FloatIP.Addr()}
+	var doc struct {
+		Resource []struct {
+			Type    string `toml:"type"`
+			Address string `toml:"address"`
+		} `toml:"resource"`
+	}
+	if _, err := toml.Decode(tandemToml, &doc); err != nil {
+		return addrs
+	}
+	for _, r := range doc.Resource {
+		if r.Type == "floatip" && r.Address == FloatIP6.String() {
+			addrs = append(addrs, FloatIP6.Addr())
+		}
+	}
+	return addrs
+}
+
 // PrepareShare puts in it.
 const (
 	ShareName = "share"
@@ -136,12 +161,8 @@ func (l *Lab) InstallTandem(node, tandemToml string) error {
 	if err := os.WriteFile(filepath.Join(etc, "tandem.toml"), []byte(tandemToml), 0o644); err != nil {
 		return err
 	}
-	addrs := []netip.Addr{FloatIP.Addr()}
-	if strings.Contains(tandemToml, FloatIP6.String()) {
-		addrs = append(addrs, FloatIP6.Addr())
-	}
 	_, err := h.WriteSMBConf(SMBConfig{
-		Addresses: addrs,
+		Addresses: servedAddresses(tandemToml),
 		Share:     ShareName,
 		Path:      filepath.Join(l.Mountpoint(), ShareName),
 		File:      filepath.Join(etc, "smb.conf"),
