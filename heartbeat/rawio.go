@@ -17,7 +17,9 @@ import (
 // sleeps, and the monitor then polls every 20 µs for a while: in an idle
 // daemon whose only work is a few heartbeats a second, those wake-ups
 // were half of all its context switches. None of these calls may be made
-// on a descriptor that can block.
+// on a descriptor that can block. (A tty call can still wait briefly for
+// the line discipline while the line is being hung up; that wait is short
+// and holds only the calling thread.)
 
 // rawSockaddr is a socket address in the kernel's layout.
 type rawSockaddr struct {
