@@ -19,7 +19,8 @@ import (
 // were half of all its context switches. None of these calls may be made
 // on a descriptor that can block. (A tty call can still wait briefly for
 // the line discipline while the line is being hung up; that wait is short
-// and holds only the calling thread.)
+// and holds the calling goroutine's thread and its scheduler slot,
+// nothing else.)
 
 // rawSockaddr is a socket address in the kernel's layout.
 type rawSockaddr struct {
